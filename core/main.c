@@ -1,0 +1,80 @@
+/* main.c: the ecgwb host program. Starts LuaJIT with lua/ on its path
+ * (found relative to the binary, in the build tree and once installed),
+ * then runs a script, a -e chunk, or the REPL (core/repl.c).
+ *   ecgwb                   REPL
+ *   ecgwb FILE.lua [args]   run a script with its arguments in `arg`
+ *   ecgwb -e CODE           run CODE
+ *   ecgwb -i FILE.lua       the REPL after the script */
+#include "host.h"
+#include <lauxlib.h>
+#include <lualib.h>
+#include <luajit.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <limits.h>
+#include <libgen.h>
+#include "ecgwb.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: ecgwb [options] [FILE.lua [args...]]\n"
+            "  (no arguments)   interactive REPL\n"
+            "  FILE.lua args    run a script; its arguments are in the table `arg`\n"
+            "  -e CODE          run CODE (may be repeated)\n"
+            "  -i               enter the REPL after running the script or -e code\n"
+            "  --help           this text\n"
+            "  --version        print the version\n");
+}
+
+/* package.path: <exe>/../lua (build tree) and <exe>/../share/ecgwb/lua (installed) */
+static void set_paths(lua_State *L) {
+    char exe[PATH_MAX], dir[PATH_MAX], buf[4 * PATH_MAX + 256];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return;
+    exe[n] = 0;
+    snprintf(dir, sizeof dir, "%s", dirname(exe));
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    snprintf(buf, sizeof buf, "%s/../lua/?.lua;%s/../lua/?/init.lua;%s/../share/ecgwb/lua/?.lua;%s/../share/ecgwb/lua/?/init.lua;%s",
+             dir, dir, dir, dir, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    lua_pushstring(L, buf);
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+}
+
+int main(int argc, char **argv) {
+    int interactive = 0, script = 0, nexec = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
+        if (!strcmp(argv[i], "--version")) { printf("ecgwb %s (%s)\n", ewb_version(), LUAJIT_VERSION); return 0; }
+    }
+    lua_State *L = luaL_newstate();
+    if (!L) { fprintf(stderr, "ecgwb: cannot create a Lua state\n"); return 1; }
+    luaL_openlibs(L);
+    set_paths(L);
+    host_install(L);
+    int rc = 0, i = 1;
+    for (; i < argc && rc == 0; i++) {
+        if (!strcmp(argv[i], "-i")) interactive = 1;
+        else if (!strcmp(argv[i], "-e")) {
+            if (i + 1 >= argc) { fprintf(stderr, "ecgwb: -e needs an argument\n"); usage(stderr); rc = 2; break; }
+            rc = host_run_string(L, argv[++i], "=(command line)");
+            nexec++;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "ecgwb: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            rc = 2;
+        } else {
+            script = i;
+            break;
+        }
+    }
+    if (rc == 0 && script) rc = host_run_file(L, argv[script], argc - script - 1, argv + script + 1, argv[script]);
+    if (rc == 0 && (interactive || (!script && !nexec))) rc = host_repl(L);
+    host_shutdown(L);
+    lua_close(L);
+    return rc;
+}

@@ -1,0 +1,10 @@
+/* matmul.h: raw matrix products for other kernels (attention, conv helpers)
+ * and the naive reference twin used by tests. No autograd here.
+ * c (…,M,N) = a (…,M,K) @ b (…,K,N) (+ bias (N)), or += when accumulate;
+ * batch dims of a and b may be 1 (broadcast); any strides. */
+#ifndef ECGWB_KERNELS_MATMUL_H
+#define ECGWB_KERNELS_MATMUL_H
+#include "../core/internal.h"
+int ewb_mm_raw(const ewb_tensor *a, const ewb_tensor *b, ewb_tensor *c, int accumulate, const ewb_tensor *bias);
+int ewb_mm_ref(const ewb_tensor *a, const ewb_tensor *b, ewb_tensor *c, int accumulate, const ewb_tensor *bias);
+#endif

@@ -1,0 +1,30 @@
+#!/bin/sh
+# tests/run.sh: runs the C test binaries, then the Lua tests through the host.
+# usage: BUILD=build sh tests/run.sh build/tests/test_x ... -- tests/test_y.lua ...
+BUILD=${BUILD:-build}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+if [ "${SAN:-0}" = 1 ]; then
+    export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
+    export LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0"
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+fi
+pass=0; fail=0; failed=""
+run() {
+    name=$1; shift
+    start=$(date +%s.%N)
+    if "$@" > "$BUILD/tests/$(basename "$name").log" 2>&1; then
+        pass=$((pass+1)); status=ok
+    else
+        fail=$((fail+1)); status=FAIL; failed="$failed $name"
+    fi
+    printf '%-40s %s (%.1fs)\n' "$name" "$status" "$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')"
+    [ $status = FAIL ] && tail -n 30 "$BUILD/tests/$(basename "$name").log"
+}
+mkdir -p "$BUILD/tests"
+lua=0
+for t in "$@"; do
+    if [ "$t" = "--" ]; then lua=1; continue; fi
+    if [ $lua = 0 ]; then run "$t" "$t"; else run "$t" "$BUILD/ecgwb" "$t"; fi
+done
+echo "$pass passed, $fail failed"
+[ $fail = 0 ] || { echo "failed:$failed"; exit 1; }
