@@ -27,6 +27,7 @@ LIB_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC)) $(BUILD)/core/api_header.o
 HOST_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(wildcard core/main.c core/repl.c))
 C_TESTS = $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 LUA_TESTS = $(wildcard tests/test_*.lua)
+SH_TESTS = $(wildcard tests/test_*.sh)
 
 all: $(BUILD)/ecgwb $(BUILD)/libecgwb.a $(BUILD)/libecgwb.so
 
@@ -71,7 +72,7 @@ deps-reference:
 build-only: all
 test: deps
 	$(MAKE) all $(C_TESTS)
-	@BUILD=$(BUILD) SAN=$(SAN) sh tests/run.sh $(C_TESTS) -- $(LUA_TESTS)
+	@BUILD=$(BUILD) SAN=$(SAN) sh tests/run.sh $(C_TESTS) -- $(LUA_TESTS) $(SH_TESTS)
 
 bench: deps deps-reference all
 	@BUILD=$(BUILD) sh tests/bench/run.sh

@@ -1,6 +1,7 @@
 #!/bin/sh
 # tests/run.sh: runs the C test binaries, then the Lua tests through the host.
-# usage: BUILD=build sh tests/run.sh build/tests/test_x ... -- tests/test_y.lua ...
+# usage: BUILD=build sh tests/run.sh build/tests/test_x ... -- tests/test_y.lua tests/test_z.sh ...
+# (.sh tests get the host binary in $ECGWB)
 BUILD=${BUILD:-build}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 if [ "${SAN:-0}" = 1 ]; then
@@ -21,10 +22,13 @@ run() {
     [ $status = FAIL ] && tail -n 30 "$BUILD/tests/$(basename "$name").log"
 }
 mkdir -p "$BUILD/tests"
-lua=0
 for t in "$@"; do
-    if [ "$t" = "--" ]; then lua=1; continue; fi
-    if [ $lua = 0 ]; then run "$t" "$t"; else run "$t" "$BUILD/ecgwb" "$t"; fi
+    [ "$t" = "--" ] && continue
+    case "$t" in
+        *.lua) run "$t" "$BUILD/ecgwb" "$t" ;;
+        *.sh) run "$t" env ECGWB="$BUILD/ecgwb" sh "$t" ;;
+        *) run "$t" "$t" ;;
+    esac
 done
 echo "$pass passed, $fail failed"
 [ $fail = 0 ] || { echo "failed:$failed"; exit 1; }
