@@ -2,9 +2,8 @@
 #ifndef ECGWB_HOST_H
 #define ECGWB_HOST_H
 #include <lua.h>
-void host_install(lua_State *L);   /* traceback handler, SIGINT handling */
+void host_install(lua_State *L); /* SIGINT handling; call once, on the main thread */
 int host_run_string(lua_State *L, const char *code, const char *chunkname);
-int host_run_file(lua_State *L, const char *path, int nargs, char **args, const char *script_name);
+int host_run_file(lua_State *L, const char *path, int nargs, char **args);
 int host_repl(lua_State *L);
-void host_shutdown(lua_State *L);
 #endif

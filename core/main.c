@@ -4,7 +4,8 @@
  *   ecgwb                   REPL
  *   ecgwb FILE.lua [args]   run a script with its arguments in `arg`
  *   ecgwb -e CODE           run CODE
- *   ecgwb -i FILE.lua       the REPL after the script */
+ *   ecgwb -i FILE.lua       the REPL after the script
+ * Exit status: 0, 1 if a chunk fails, 2 for bad options. */
 #include "host.h"
 #include <lauxlib.h>
 #include <lualib.h>
@@ -23,6 +24,8 @@ static void usage(FILE *f) {
             "  (no arguments)   interactive REPL\n"
             "  FILE.lua args    run a script; its arguments are in the table `arg`\n"
             "  -e CODE          run CODE (may be repeated)\n"
+            "  -                read the script from stdin\n"
+            "  --               stop handling options\n"
             "  -i               enter the REPL after running the script or -e code\n"
             "  --help           this text\n"
             "  --version        print the version\n");
@@ -45,9 +48,21 @@ static void set_paths(lua_State *L) {
     lua_pop(L, 1);
 }
 
+/* arg[0] = the script, arg[1..] = its arguments, arg[-1..] = what came before */
+static void set_arg(lua_State *L, int argc, char **argv, int script) {
+    lua_createtable(L, argc - script - 1, script + 1);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i - script);
+    }
+    lua_setglobal(L, "arg");
+}
+
 int main(int argc, char **argv) {
-    int interactive = 0, script = 0, nexec = 0;
-    for (int i = 1; i < argc; i++) {
+    int interactive = 0, script = 0, nexec = 0, rc = 0, i;
+    for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1]; i++) { /* up to the script */
+        if (!strcmp(argv[i], "--")) break;
+        if (!strcmp(argv[i], "-e")) i++;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
         if (!strcmp(argv[i], "--version")) { printf("ecgwb %s (%s)\n", ewb_version(), LUAJIT_VERSION); return 0; }
     }
@@ -56,13 +71,15 @@ int main(int argc, char **argv) {
     luaL_openlibs(L);
     set_paths(L);
     host_install(L);
-    int rc = 0, i = 1;
-    for (; i < argc && rc == 0; i++) {
+    for (i = 1; i < argc && rc == 0; i++) {
         if (!strcmp(argv[i], "-i")) interactive = 1;
         else if (!strcmp(argv[i], "-e")) {
             if (i + 1 >= argc) { fprintf(stderr, "ecgwb: -e needs an argument\n"); usage(stderr); rc = 2; break; }
             rc = host_run_string(L, argv[++i], "=(command line)");
             nexec++;
+        } else if (!strcmp(argv[i], "--")) {
+            if (i + 1 < argc) script = i + 1;
+            break;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "ecgwb: unknown option '%s'\n", argv[i]);
             usage(stderr);
@@ -72,9 +89,11 @@ int main(int argc, char **argv) {
             break;
         }
     }
-    if (rc == 0 && script) rc = host_run_file(L, argv[script], argc - script - 1, argv + script + 1, argv[script]);
+    if (rc == 0 && script) {
+        set_arg(L, argc, argv, script);
+        rc = host_run_file(L, argv[script], argc - script - 1, argv + script + 1);
+    }
     if (rc == 0 && (interactive || (!script && !nexec))) rc = host_repl(L);
-    host_shutdown(L);
     lua_close(L);
     return rc;
 }

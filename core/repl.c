@@ -1,36 +1,119 @@
-/* repl.c: running chunks with tracebacks, and the interactive REPL
- * (libedit for line editing and history). */
+/* repl.c: running Lua chunks (tracebacks on stderr, Ctrl-C) and the REPL.
+ *
+ * The REPL prints the values of an expression (`1+1`, `=x`), runs statements,
+ * continues an unfinished chunk on a '>> ' prompt, and prints errors with a
+ * traceback. On a terminal it uses libedit (line editing, history in
+ * ~/.ecgwb_history); from a pipe it reads plain lines and prints no prompts.
+ *
+ * Ctrl-C while Lua runs: as in lua.c, the SIGINT handler sets a count hook and
+ * the hook raises "interrupted". JIT-compiled code never checks hooks, so a
+ * chunk typed at the REPL runs with the JIT off for itself and the functions
+ * it defines (`jit.on(f, true)` compiles one again); library code stays
+ * compiled and is interrupted when it returns to interpreted code. A loop
+ * that never leaves compiled code cannot be interrupted: a second Ctrl-C says
+ * so, a third ends the process. Ctrl-C at the prompt drops the line.
+ *
+ * The lua_State is touched only on the main thread: a SIGINT delivered to
+ * another thread (OpenMP workers) is forwarded to the main thread. */
 #include "host.h"
+#include "ecgwb.h"
 #include <lauxlib.h>
-#include <lualib.h>
+#include <luajit.h>
 #include <editline/readline.h>
+#include <errno.h>
+#include <locale.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <wchar.h>
 
+static lua_State *hook_L;                  /* the state the SIGINT handler hooks */
+static pthread_t main_thread;
+static volatile sig_atomic_t running;      /* Lua code is running under docall */
+static volatile sig_atomic_t pending;      /* Ctrl-Cs not yet seen by the hook */
+static volatile sig_atomic_t sigint_seen;  /* any Ctrl-C, cleared at each prompt */
+static volatile sig_atomic_t winch_seen;
+
+static void stop_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    pending = 0;
+    luaL_error(L, "interrupted");
+}
+
+static void on_sigint(int sig) {
+    static const char msg[] = "\necgwb: the code does not reach an interrupt point "
+                              "(a JIT-compiled loop?); Ctrl-C again quits\n";
+    if (!pthread_equal(pthread_self(), main_thread)) {
+        pthread_kill(main_thread, sig);
+        return;
+    }
+    sigint_seen = 1;
+    if (!running) return;
+    pending++;
+    if (pending == 1) {
+        lua_sethook(hook_L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    } else if (pending == 2) {
+        if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {}
+    } else {
+        signal(SIGINT, SIG_DFL);
+        raise(SIGINT);
+    }
+}
+
+static void on_sigwinch(int sig) {
+    (void)sig;
+    winch_seen = 1;
+}
+
+void host_install(lua_State *L) {
+    struct sigaction sa;
+    hook_L = L;
+    main_thread = pthread_self();
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESTART; /* reads in C code restart; the prompt polls */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* message handler: the error text (or its __tostring) plus a traceback */
 static int traceback(lua_State *L) {
     const char *msg = lua_tostring(L, 1);
-    if (!msg) msg = "(error object is not a string)";
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_isstring(L, -1)) msg = lua_tostring(L, -1);
+        else msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
     luaL_traceback(L, L, msg, 1);
     return 1;
 }
 
+/* calls the function under the nargs arguments on the stack; on error prints
+ * the traceback to stderr and returns non-zero */
 static int docall(lua_State *L, int nargs, int nres) {
     int base = lua_gettop(L) - nargs;
     lua_pushcfunction(L, traceback);
     lua_insert(L, base);
+    pending = 0;
+    running = 1;
     int rc = lua_pcall(L, nargs, nres, base);
+    running = 0;
+    lua_sethook(L, NULL, 0, 0); /* a Ctrl-C that came too late to be seen */
+    pending = 0;
     lua_remove(L, base);
+    fflush(stdout);
     if (rc != 0) {
+        if (sigint_seen && isatty(STDERR_FILENO)) fputc('\n', stderr); /* after the ^C echo */
         fprintf(stderr, "%s\n", lua_tostring(L, -1));
         lua_pop(L, 1);
+        fflush(stderr);
     }
     return rc;
 }
-
-void host_install(lua_State *L) { (void)L; }
-void host_shutdown(lua_State *L) { (void)L; }
 
 int host_run_string(lua_State *L, const char *code, const char *chunkname) {
     if (luaL_loadbuffer(L, code, strlen(code), chunkname) != 0) {
@@ -41,16 +124,9 @@ int host_run_string(lua_State *L, const char *code, const char *chunkname) {
     return docall(L, 0, 0) ? 1 : 0;
 }
 
-int host_run_file(lua_State *L, const char *path, int nargs, char **args, const char *script_name) {
-    lua_createtable(L, nargs, 1);
-    lua_pushstring(L, script_name);
-    lua_rawseti(L, -2, 0);
-    for (int i = 0; i < nargs; i++) {
-        lua_pushstring(L, args[i]);
-        lua_rawseti(L, -2, i + 1);
-    }
-    lua_setglobal(L, "arg");
-    if (luaL_loadfile(L, path) != 0) {
+/* runs a script (path "-" is stdin); `arg` is already set, args go to `...` */
+int host_run_file(lua_State *L, const char *path, int nargs, char **args) {
+    if (luaL_loadfile(L, strcmp(path, "-") ? path : NULL) != 0) {
         fprintf(stderr, "ecgwb: %s\n", lua_tostring(L, -1));
         lua_pop(L, 1);
         return 1;
@@ -59,12 +135,201 @@ int host_run_file(lua_State *L, const char *path, int nargs, char **args, const 
     return docall(L, nargs, 0) ? 1 : 0;
 }
 
-int host_repl(lua_State *L) {
-    char *line;
-    while ((line = readline("> ")) != NULL) {
-        if (*line) add_history(line);
-        host_run_string(L, line, "=stdin");
-        free(line);
+/* ---- reading lines ---- */
+
+static int tty;                 /* stdin is a terminal: libedit, prompts, history */
+static char history_path[4096];
+
+static void save_history(void) {
+    if (history_path[0]) write_history(history_path); /* failures are ignored */
+}
+
+/* libedit's character source: like its own, but waits in poll(), which
+ * SIGINT interrupts even with SA_RESTART. A Ctrl-C ends the line ('\n'),
+ * and the REPL then drops it. Returns a wide character, or -1 at the end. */
+static int tty_getc(FILE *f) {
+    char buf[MB_LEN_MAX];
+    size_t n = 0;
+    (void)f;
+    for (;;) {
+        struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
+        if (winch_seen) { winch_seen = 0; rl_resize_terminal(); }
+        if (sigint_seen) return '\n';
+        if (poll(&p, 1, -1) < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        ssize_t r = read(STDIN_FILENO, buf + n, 1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        n++;
+        wchar_t wc;
+        mbstate_t st;
+        memset(&st, 0, sizeof st);
+        size_t k = mbrtowc(&wc, buf, n, &st);
+        if (k == (size_t)-2 && n < sizeof buf) continue; /* more bytes to come */
+        if (k == (size_t)-1 || k == (size_t)-2) { n = 0; continue; } /* invalid: drop */
+        return (int)wc;
     }
+}
+
+static void tty_setup(void) {
+    struct sigaction sa;
+    const char *home = getenv("HOME");
+    setlocale(LC_CTYPE, ""); /* multibyte input; numbers keep the C locale */
+    rl_getc_function = tty_getc;
+    rl_catch_signals = 0;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigwinch;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGWINCH, &sa, NULL);
+    using_history();
+    stifle_history(2000);
+    if (home && *home) {
+        snprintf(history_path, sizeof history_path, "%s/.ecgwb_history", home);
+        read_history(history_path);
+        atexit(save_history); /* also on os.exit */
+    }
+}
+
+/* one line without its newline (malloc'd), or NULL at the end of input */
+static char *read_line(const char *prompt) {
+    if (tty) {
+        char *line = readline(prompt);
+        if (line && *line && !sigint_seen) add_history(line);
+        return line;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, stdin);
+    if (n < 0) { free(line); return NULL; }
+    if (n > 0 && line[n - 1] == '\n') line[n - 1] = 0;
+    return line;
+}
+
+/* ---- evaluating ---- */
+
+/* 1 if a syntax error message says the chunk ended too early */
+static int incomplete(lua_State *L) {
+    size_t n;
+    const char *msg = lua_tolstring(L, -1, &n);
+    return n >= 7 && strcmp(msg + n - 7, "'<eof>'") == 0;
+}
+
+/* loads a+b+c+d as "stdin": the function, or the error message, on the stack */
+static int load(lua_State *L, const char *a, const char *b, const char *c, const char *d) {
+    size_t n;
+    lua_pushstring(L, a);
+    lua_pushstring(L, b);
+    lua_pushstring(L, c);
+    lua_pushstring(L, d);
+    lua_concat(L, 4);
+    const char *s = lua_tolstring(L, -1, &n);
+    int rc = luaL_loadbuffer(L, s, n, "=stdin");
+    lua_remove(L, -2);
+    return rc;
+}
+
+/* loads `<statements> return <expr>`; expr is passed through an identity
+ * function so that a call in it is not a tail call (which would drop the
+ * chunk's line from error messages and tracebacks) */
+static int load_return(lua_State *L, const char *statements, const char *expr) {
+    if (load(L, statements, " return (function(...) return ... end)(", expr, "\n)") == 0) return 0;
+    lua_pop(L, 1);
+    return load(L, statements, " return ", expr, "");
+}
+
+/* `t = wb.zeros(2, 3); t`: the statements up to the last ';', then the value
+ * of what follows it, if both parse on their own (and the ';' is not after a
+ * comment) */
+static int load_last_expr(lua_State *L, const char *chunk) {
+    const char *semi = strrchr(chunk, ';'), *line = chunk;
+    for (const char *p = chunk; semi && p < semi; p++)
+        if (*p == '\n') line = p + 1;
+    if (!semi || !semi[1] || (line < semi && strstr(line, "--") && strstr(line, "--") < semi)) {
+        lua_pushliteral(L, "no last expression");
+        return LUA_ERRSYNTAX;
+    }
+    lua_pushlstring(L, chunk, semi - chunk + 1);
+    const char *statements = lua_tostring(L, -1);
+    int rc = load(L, statements, "", "", "");
+    if (rc == 0) {
+        lua_pop(L, 1);
+        rc = load_return(L, statements, semi + 1);
+    }
+    lua_remove(L, -2);
+    return rc;
+}
+
+/* compiles a REPL chunk as an expression list, whose values are printed,
+ * else as statements with a last expression, else as statements. Returns 0
+ * with the function on the stack, 1 if the chunk is unfinished (in either
+ * reading), 2 after printing the syntax error. */
+static int load_chunk(lua_State *L, const char *chunk) {
+    int rc = load_return(L, "", chunk);
+    int more = rc == LUA_ERRSYNTAX && incomplete(L);
+    if (rc != 0) { lua_pop(L, 1); rc = load_last_expr(L, chunk); }
+    if (rc != 0) { lua_pop(L, 1); rc = load(L, chunk, "", "", ""); }
+    if (rc == 0) {
+        /* interpreted, so that Ctrl-C reaches loops typed at the prompt */
+        luaJIT_setmode(L, -1, LUAJIT_MODE_ALLFUNC | LUAJIT_MODE_OFF);
+        return 0;
+    }
+    if (rc == LUA_ERRSYNTAX && (more || incomplete(L))) { lua_pop(L, 1); return 1; }
+    fprintf(stderr, "%s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return 2;
+}
+
+/* runs the function on the stack and prints what it returns with print() */
+static void eval_print(lua_State *L) {
+    int base = lua_gettop(L);
+    if (docall(L, 0, LUA_MULTRET) != 0) return;
+    int n = lua_gettop(L) - base + 1;
+    if (n > 0) {
+        lua_getglobal(L, "print");
+        lua_insert(L, base);
+        docall(L, n, 0);
+    }
+}
+
+static char *append(char *chunk, const char *line) {
+    size_t a = chunk ? strlen(chunk) : 0, b = strlen(line);
+    char *s = realloc(chunk, a + b + 2);
+    if (!s) { fprintf(stderr, "ecgwb: out of memory\n"); exit(1); }
+    if (a) s[a++] = '\n';
+    memcpy(s + a, line, b + 1);
+    return s;
+}
+
+int host_repl(lua_State *L) {
+    char *line, *chunk = NULL;
+    tty = isatty(STDIN_FILENO);
+    if (tty) {
+        tty_setup();
+        printf("ecgwb %s (%s). Ctrl-D exits, Ctrl-C interrupts.\n", ewb_version(), LUAJIT_VERSION);
+    }
+    for (;;) {
+        sigint_seen = 0;
+        if (!(line = read_line(chunk ? ">> " : "> "))) break;
+        if (sigint_seen) { /* Ctrl-C at the prompt: drop the line and the chunk */
+            free(line);
+            free(chunk);
+            chunk = NULL;
+            continue;
+        }
+        if (!chunk && line[0] == '=') line[0] = ' '; /* `=expr` as in Lua 5.1 */
+        chunk = append(chunk, line);
+        free(line);
+        int rc = load_chunk(L, chunk);
+        if (rc == 1) continue;
+        if (rc == 0) eval_print(L);
+        free(chunk);
+        chunk = NULL;
+    }
+    free(chunk);
+    if (tty) putchar('\n');
+    fflush(stdout);
     return 0;
 }
