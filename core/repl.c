@@ -162,6 +162,8 @@ static int tty_getc(FILE *f) {
         ssize_t r = read(STDIN_FILENO, buf + n, 1);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) return -1;
+        if (buf[n] == 0) buf[n] = 4; /* a ^D typed while code ran, which the
+                                        terminal turned into a NUL: still ^D */
         n++;
         wchar_t wc;
         mbstate_t st;
@@ -306,6 +308,7 @@ static char *append(char *chunk, const char *line) {
 int host_repl(lua_State *L) {
     char *line, *chunk = NULL;
     tty = isatty(STDIN_FILENO);
+    setvbuf(stdout, NULL, _IOLBF, 0); /* what a chunk prints shows up at once */
     if (tty) {
         tty_setup();
         printf("ecgwb %s (%s). Ctrl-D exits, Ctrl-C interrupts.\n", ewb_version(), LUAJIT_VERSION);
