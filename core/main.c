@@ -28,7 +28,10 @@ static void usage(FILE *f) {
             "  --               stop handling options\n"
             "  -i               enter the REPL after running the script or -e code\n"
             "  --help           this text\n"
-            "  --version        print the version\n");
+            "  --version        print the version\n"
+            "In the REPL an expression prints its values, Ctrl-C interrupts running\n"
+            "code and Ctrl-D exits. Code typed there runs with the JIT off, so that\n"
+            "Ctrl-C can stop its loops; jit.on(f, true) compiles a function again.\n");
 }
 
 /* package.path: <exe>/../lua (build tree) and <exe>/../share/ecgwb/lua (installed) */

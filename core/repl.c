@@ -11,7 +11,8 @@
  * it defines (`jit.on(f, true)` compiles one again); library code stays
  * compiled and is interrupted when it returns to interpreted code. A loop
  * that never leaves compiled code cannot be interrupted: a second Ctrl-C says
- * so, a third ends the process. Ctrl-C at the prompt drops the line.
+ * so, a third ends the process. The error can be caught like any other (by
+ * pcall, or coroutine.resume). Ctrl-C at the prompt drops the line.
  *
  * The lua_State is touched only on the main thread: a SIGINT delivered to
  * another thread (OpenMP workers) is forwarded to the main thread. */
@@ -46,8 +47,8 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
 }
 
 static void on_sigint(int sig) {
-    static const char msg[] = "\necgwb: the code does not reach an interrupt point "
-                              "(a JIT-compiled loop?); Ctrl-C again quits\n";
+    static const char msg[] = "\necgwb: still running (a long C call, or a JIT-compiled "
+                              "loop, which cannot be interrupted); Ctrl-C again quits\n";
     if (!pthread_equal(pthread_self(), main_thread)) {
         pthread_kill(main_thread, sig);
         return;
