@@ -236,6 +236,8 @@ typedef struct ewb_sim_config {
    rpeaks (n) i64 sample positions of the R waves (may be NULL) */
 int ewb_sim_ecg(const ewb_sim_config *cfg, ewb_tensor **ecg, ewb_tensor **rpeaks);
 const char *ewb_lead_name(int i);
+/* ECGSYN's RR tachogram alone: n RR intervals (s) sampled at 1 Hz */
+int ewb_sim_rr(ewb_tensor **out, int64_t n, double hr_mean, double hr_std, double lf_hf, uint64_t seed);
 /* ffi:end */
 
 #ifdef __cplusplus

@@ -236,3 +236,18 @@ int ewb_sim_ecg(const ewb_sim_config *cfg, ewb_tensor **ecg, ewb_tensor **rpeaks
 }
 
 const char *ewb_lead_name(int i) { return i >= 0 && i < 12 ? EWB_LEAD_NAMES[i] : NULL; }
+
+int ewb_sim_rr(ewb_tensor **out, int64_t n, double hr_mean, double hr_std, double lf_hf, uint64_t seed) {
+    if (n < 4 || n > 65536) return ewb_error("sim_rr: n must be in [4, 65536], got %lld", (long long)n);
+    if (!(hr_mean >= 20 && hr_mean <= 250) || !(hr_std >= 0) || !(lf_hf > 0))
+        return ewb_error("sim_rr: need hr_mean in [20, 250], hr_std >= 0, lf_hf > 0");
+    ewb_tensor *t = ewb_empty(EWB_DTYPE_F32, 1, &n);
+    if (!t) return -1;
+    double *rr = malloc(sizeof *rr * (size_t)n);
+    sim_rng rng = {seed, 0, {0}, 0};
+    rr_process(rr, (int)n, hr_mean, hr_std, lf_hf, &rng);
+    for (int64_t i = 0; i < n; i++) ewb_f32(t)[i] = (float)rr[i];
+    free(rr);
+    *out = t;
+    return 0;
+}
