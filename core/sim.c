@@ -117,8 +117,11 @@ static void deriv(const morph *m, double omega, const double *s, double *ds) {
     ds[1] = alpha * y + omega * x;
     double g[5];
     for (int i = 0; i < 5; i++) {
-        double d = remainder(th - m->theta[i], 2 * PI);
-        g[i] = d * exp(-0.5 * d * d / (m->b[i] * m->b[i]));
+        double d = th - m->theta[i];
+        if (d > PI) d -= 2 * PI;
+        else if (d < -PI) d += 2 * PI;
+        double u = d / m->b[i];
+        g[i] = u * u < 36 ? d * exp(-0.5 * u * u) : 0; /* beyond 6 widths: < 2e-8 of the peak */
     }
     for (int c = 0; c < 3; c++) {
         double acc = 0;
@@ -181,7 +184,7 @@ int ewb_sim_ecg(const ewb_sim_config *cfg, ewb_tensor **ecg, ewb_tensor **rpeaks
     float *o = ewb_f32(out);
     double beat_rr = rr[0], prev_th = th0;
     /* a short run-in lets the z states forget their zero start */
-    int64_t runin = (int64_t)(0.5 * cfg->fs);
+    int64_t runin = (int64_t)(0.3 * cfg->fs);
     for (int64_t k = -runin; k < n; k++) {
         double omega = 2 * PI / beat_rr, k1[5], k2[5], k3[5], k4[5], t[5];
         deriv(&m, omega, s, k1);
