@@ -98,13 +98,11 @@ int ewb_cross_entropy(ewb_tensor *logits, ewb_tensor *target, int64_t ignore_ind
     int64_t N = logits->shape[0], C = logits->shape[1];
     if (C == 0 && N > 0) return ewb_error("%s: logits %s have no classes", op, ewb_s(logits));
 
-    ce_ctx *c = calloc(1, sizeof *c);
-    if (c) { c->lse = malloc(sizeof(double) * (N ? N : 1)); c->y = malloc(sizeof(int64_t) * (N ? N : 1)); }
-    if (!c || !c->lse || !c->y) {
-        if (c) { free(c->lse); free(c->y); }
-        free(c);
-        return ewb_error("%s: out of memory", op);
-    }
+    /* one block, as the node frees its ctx with a single free() */
+    ce_ctx *c = malloc(sizeof *c + (sizeof(double) + sizeof(int64_t)) * (size_t)N);
+    if (!c) return ewb_error("%s: out of memory", op);
+    c->lse = (double *)(c + 1);
+    c->y = (int64_t *)(c->lse + N);
     c->N = N; c->C = C;
     int rc = 0;
     int64_t count = 0;
@@ -125,7 +123,7 @@ int ewb_cross_entropy(ewb_tensor *logits, ewb_tensor *target, int64_t ignore_ind
     ewb_tensor *rows = x ? ewb_empty(EWB_DTYPE_F32, 1, nshape) : NULL;  // (N) per-row losses
     if (!rows) {
         ewb_tensor_free(x);
-        free(c->lse); free(c->y); free(c);
+        free(c);
         return -1;
     }
     const float *xp = ewb_f32(x);
@@ -148,7 +146,7 @@ int ewb_cross_entropy(ewb_tensor *logits, ewb_tensor *target, int64_t ignore_ind
     if (reduction != EWB_REDUCE_NONE) {
         res = scalar_out(reduction == EWB_REDUCE_SUM ? total : count ? total / count : 0);
         ewb_tensor_free(rows);
-        if (!res) { ewb_tensor_free(x); free(c->lse); free(c->y); free(c); return -1; }
+        if (!res) { ewb_tensor_free(x); free(c); return -1; }
     }
     ewb_tensor *ins[1] = {logits};
     ewb_node *n = ewb_record(op, ce_backward, 1, ins, res);
@@ -159,7 +157,7 @@ int ewb_cross_entropy(ewb_tensor *logits, ewb_tensor *target, int64_t ignore_ind
         n->iarg[1] = count;
         n->farg[0] = eps;
     } else {
-        free(c->lse); free(c->y); free(c);
+        free(c);
     }
     ewb_tensor_free(x);
     return ewb_finish(op, res, 0, out);
