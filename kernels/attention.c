@@ -64,13 +64,22 @@ static void masked_softmax(float *p, int64_t B, int64_t T, int64_t S, double sca
         for (int64_t s = 0; s <= last; s++)
             if (!m || m[moff + s * mss]) { any = 1; if (row[s] > mx) mx = row[s]; }
         if (!any) { memset(row, 0, sizeof(float) * (size_t)S); continue; }
+        float sc = (float)scale, off = sc * mx;
         double sum = 0;
-        for (int64_t s = 0; s < S; s++) {
-            float e = 0;
-            if (s <= last && (!m || m[moff + s * mss])) e = expf((float)(scale * (row[s] - mx)));
-            row[s] = e;
-            sum += e;
+        if (m) {
+            for (int64_t s = 0; s <= last; s++) {
+                float e = m[moff + s * mss] ? expf(sc * row[s] - off) : 0.0f;
+                row[s] = e;
+                sum += e;
+            }
+        } else {
+            for (int64_t s = 0; s <= last; s++) {
+                float e = expf(sc * row[s] - off);
+                row[s] = e;
+                sum += e;
+            }
         }
+        for (int64_t s = last + 1; s < S; s++) row[s] = 0;
         float inv = (float)(1.0 / sum);
         for (int64_t s = 0; s <= last; s++) row[s] *= inv;
     }
