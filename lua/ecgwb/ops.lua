@@ -142,6 +142,8 @@ end
 M.bce_with_logits = function(x, t, o) return op1(C.ewb_bce_with_logits, x, t, red(o and o.reduction)) end
 M.mse_loss = function(a, b, o) return op1(C.ewb_mse_loss, a, b, red(o and o.reduction)) end
 M.l1_loss = function(a, b, o) return op1(C.ewb_l1_loss, a, b, red(o and o.reduction)) end
+-- cosine_similarity and normalize work along the last dim by default (torch's
+-- default is dim=1, 0-based, which is the same dim for (N, D) inputs)
 M.cosine_similarity = function(a, b, dim, eps) return op1(C.ewb_cosine_similarity, a, b, cdim(dim or -1), eps or 1e-8) end
 M.normalize = function(a, dim, eps) return op1(C.ewb_normalize, a, cdim(dim or -1), eps or 1e-12) end
 -- opts: mask (bool, 1 = attend), causal, scale
