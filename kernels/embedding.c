@@ -105,11 +105,9 @@ static int dropout_backward(ewb_node *n) { /* iarg = seed, base; farg = p */
 int ewb_dropout(ewb_tensor *x, double p, int train, ewb_tensor **out) {
     EWB_TRY(ewb_check_f32("dropout", x));
     if (!(p >= 0 && p <= 1)) return ewb_error("dropout: p must be in [0, 1], got %g (input %s)", p, ewb_s(x));
-    if (!train) { /* identity: the same tensor, one more reference */
-        ewb_tensor_retain(x);
-        *out = x;
-        return 0;
-    }
+    /* identity: a differentiable view of x (its own header, so freeing the
+       result never frees x) */
+    if (!train) return ewb_reshape(x, x->ndim, x->shape, out);
     ewb_tensor *xc = ewb_contig_or_self(x);
     ewb_tensor *o = xc ? ewb_empty_like(x) : NULL;
     if (!o) { ewb_tensor_free(xc); return -1; }

@@ -197,8 +197,15 @@ static void test_dropout(void) {
 
     /* train = 0 is the identity; p = 1 gives zeros and zero gradients */
     OK(ewb_dropout(x, 0.9, 0, &o));
-    CHECK(max_rel_err(o, x) == 0, "eval dropout changed its input");
+    CHECK(o && o != x && max_rel_err(o, x) == 0, "eval dropout changed its input");
+    ewb_tensor_set_grad(x, NULL);
+    OK(ewb_backward(o, gy, 0));
+    ewb_tensor_grad(x, &gx);
+    CHECK(gx && max_rel_err(gx, gy) == 0, "eval dropout passes the gradient through");
+    ewb_tensor_free(gx);
+    ewb_tensor_dispose(o); /* t:free() of the result leaves the input alive */
     ewb_tensor_free(o);
+    CHECK(ewb_tensor_is_alive(x), "freeing the eval dropout output freed its input");
     ewb_tensor_set_grad(x, NULL);
     OK(ewb_dropout(x, 1.0, 1, &o));
     OK(ewb_backward(o, gy, 0));
