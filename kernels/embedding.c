@@ -76,21 +76,23 @@ int ewb_embedding(ewb_tensor *weight, ewb_tensor *index, ewb_tensor **out) {
 
 /* ================================================================ dropout */
 /* y[i] = keep(i) ? x[i] * scale : 0, for the n elements of a contiguous buffer;
-   dst += when accumulate (the backward), = otherwise */
+   y += when accumulate (the backward), = otherwise. keep(i) is
+   u01(w) >= p, computed exactly on the 24 bits u01 uses: (w >> 8) >= ceil(p * 2^24). */
 static void dropout_apply(const float *x, float *y, int64_t n, uint64_t seed, uint64_t base, double p, int accumulate) {
     float scale = p < 1 ? (float)(1.0 / (1.0 - p)) : 0.0f;
+    uint32_t thr = (uint32_t)ceil(p * 16777216.0); /* 2^24 when p = 1: nothing is kept */
     int64_t blocks = (n + 3) / 4;
     #pragma omp parallel for if (n > 1 << 16)
     for (int64_t k = 0; k < blocks; k++) {
         uint32_t w[4];
         ewb_philox(seed, base + (uint64_t)k, w);
         int64_t m = n - 4 * k < 4 ? n - 4 * k : 4;
-        for (int64_t j = 0; j < m; j++) {
-            int64_t i = 4 * k + j;
-            float v = p < 1 && ewb_u01(w[j]) >= p ? x[i] * scale : 0.0f;
-            if (accumulate) y[i] += v;
-            else y[i] = v;
-        }
+        float *yk = y + 4 * k;
+        const float *xk = x + 4 * k;
+        if (accumulate)
+            for (int64_t j = 0; j < m; j++) yk[j] += (w[j] >> 8) >= thr ? xk[j] * scale : 0.0f;
+        else
+            for (int64_t j = 0; j < m; j++) yk[j] = (w[j] >> 8) >= thr ? xk[j] * scale : 0.0f;
     }
 }
 

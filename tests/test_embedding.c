@@ -158,6 +158,32 @@ static void test_dropout(void) {
     free(a); free(b);
     ewb_tensor_free(o); ewb_tensor_free(o2);
 
+    /* the mask is the documented draw: element i keeps when u01(word i%4 of
+       Philox block (seed, offset + i/4)) >= p, checked on a reference loop */
+    const int64_t nr = 1001;
+    ewb_tensor *onesr = NULL;
+    ewb_full(&onesr, EWB_DTYPE_F32, 1, &nr, 1.0);
+    for (int k = 0; k < 3; k++) {
+        double pr = (double[]){0.4, 0.05, 0.999}[k];
+        ewb_rng_set_state(21, 5);
+        OK(ewb_dropout(onesr, pr, 1, &o));
+        float *r = values(o);
+        int64_t wrong = 0;
+        for (int64_t i = 0; i < nr; i++) {
+            uint32_t w[4];
+            ewb_philox(21, 5 + (uint64_t)(i / 4), w);
+            float want = ewb_u01(w[i % 4]) >= pr ? (float)(1 / (1 - pr)) : 0.0f;
+            wrong += r[i] != want;
+        }
+        uint64_t seed, off;
+        ewb_rng_get_state(&seed, &off);
+        CHECK(wrong == 0 && off == 5 + (nr + 3) / 4, "p=%g: %lld elements differ from the reference draw (offset %llu)", pr,
+              (long long)wrong, (unsigned long long)off);
+        free(r);
+        ewb_tensor_free(o);
+    }
+    ewb_tensor_free(onesr);
+
     /* the backward uses the forward's mask: dx = dy * scale where kept, 0 elsewhere */
     ewb_tensor *x = T_req(1, &n), *gy = T(1, &n), *gx = NULL;
     OK(ewb_dropout(x, p, 1, &o));
