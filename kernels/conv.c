@@ -256,10 +256,9 @@ int ewb_conv_transpose1d(ewb_tensor *x, ewb_tensor *w, ewb_tensor *b, int stride
    ic = grp*Cin/G + icg through tap k:
      conv:       i = o*stride - padding + k*dilation,  w[oc][icg][k]
      transposed: o = i*stride - padding + k*dilation,  w[ic][ocg][k]
-   The loops run over (b, oc, icg, k) and the position of the "strided" side. */
-
-/* visits every (b, ic, i, oc, o, widx) term once and applies one of three
-   updates: forward (y += x*w), dx += dy*w, dw += x*dy */
+   The loops run over (b, oc, icg, k) and the positions of the strided side;
+   each product term is visited once and accumulated (in double) into acc,
+   which is y (REF_Y: x*w), dx (REF_DX: dy*w) or dw (REF_DW: x*dy). */
 enum { REF_Y, REF_DX, REF_DW };
 static void ref_loops(const geom *g, int what, const float *x, const float *w, const float *dy, double *acc) {
     int64_t G = g->groups, ig = g->Cin / G, og = g->Cout / G;
