@@ -107,18 +107,35 @@ both("logsumexp", function(a, dim, keepdim) return op1(C.ewb_logsumexp, a, cdim(
 ------------------------------------------------------------------ linear algebra, conv
 both("matmul", function(a, b) return op1(C.ewb_matmul, a, b) end)
 M.linear = function(x, w, b) return op1(C.ewb_linear, x, w, b) end
--- opts: stride, padding, dilation, groups (and output_padding for transposed)
-M.conv1d = function(x, w, b, o)
+-- wb.conv1d(x, w[, b][, opts]): x (B,Cin,L), w (Cout,Cin/groups,K), b (Cout) or nil;
+-- opts: stride, padding, dilation (1 = dense), groups, as torch.nn.functional.conv1d.
+-- wb.conv_transpose1d takes w (Cin,Cout/groups,K) and also opts.output_padding.
+local CONV_OPTS = { stride = true, padding = true, dilation = true, groups = true }
+local CONVT_OPTS = { stride = true, padding = true, dilation = true, groups = true, output_padding = true }
+local function conv_args(name, b, o, known)
+  if o == nil and type(b) == "table" then b, o = nil, b end -- wb.conv1d(x, w, {stride = 2})
   o = o or {}
+  for k, v in pairs(o) do
+    if not known[k] then error(name .. ": unknown option '" .. tostring(k) .. "'", 3) end
+    if type(v) ~= "number" or v ~= math.floor(v) then
+      error(name .. ": option " .. k .. " must be an integer, got " .. tostring(v), 3)
+    end
+  end
+  return b, o
+end
+M.conv1d = function(x, w, b, o)
+  b, o = conv_args("conv1d", b, o, CONV_OPTS)
   return op1(C.ewb_conv1d, x, w, b, o.stride or 1, o.padding or 0, o.dilation or 1, o.groups or 1)
 end
 M.conv_transpose1d = function(x, w, b, o)
-  o = o or {}
+  b, o = conv_args("conv_transpose1d", b, o, CONVT_OPTS)
   return op1(C.ewb_conv_transpose1d, x, w, b, o.stride or 1, o.padding or 0, o.output_padding or 0,
     o.dilation or 1, o.groups or 1)
 end
 
 ------------------------------------------------------------------ normalisation
+-- weight and bias may be nil; layer_norm and rms_norm act on the last dim,
+-- group_norm on x (B,C,...) with C divisible by groups
 M.layer_norm = function(x, w, b, eps) return op1(C.ewb_layer_norm, x, w, b, eps or 1e-5) end
 M.group_norm = function(x, groups, w, b, eps) return op1(C.ewb_group_norm, x, groups, w, b, eps or 1e-5) end
 M.rms_norm = function(x, w, eps) return op1(C.ewb_rms_norm, x, w, eps or 1e-6) end
