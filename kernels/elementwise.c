@@ -263,12 +263,14 @@ static int binary_generic(int cmp, int op, ewb_tensor *out, const ewb_tensor *x,
 }
 
 /* ---------------- binary arithmetic: backward ---------------- */
-/* dst (input grad) += reduce_to_dst(term), where term = op(x, y, g) at g's shape */
-static int acc_term(ewb_tensor *dst, int op, const ewb_tensor *x, const ewb_tensor *y, const ewb_tensor *g, double alpha) {
-    ewb_tensor *tmp = ewb_empty_like(g);
+/* dst (input grad) += term summed over broadcast dims, where
+   term = op(x, y[, g]) at the shape of the output gradient gout */
+static int acc_term(ewb_tensor *dst, int op, const ewb_tensor *x, const ewb_tensor *y, const ewb_tensor *g,
+                    const ewb_tensor *gout) {
+    ewb_tensor *tmp = ewb_empty_like(gout);
     if (!tmp) return -1;
     int rc = binary_f32(op, tmp, x, y, g);
-    if (rc == 0) rc = ewb_accumulate_reduced(dst, tmp, alpha);
+    if (rc == 0) rc = ewb_accumulate_reduced(dst, tmp, 1.0);
     ewb_tensor_free(tmp);
     return rc;
 }
@@ -288,23 +290,23 @@ static int sub_backward(ewb_node *n) {
 static int mul_backward(ewb_node *n) { /* da += g b, db += g a */
     ewb_tensor *a = n->saved[0], *b = n->saved[1], *g = n->gout;
     ewb_tensor *ga = ewb_grad_slot(n, 0), *gb = ewb_grad_slot(n, 1);
-    if (ga) EWB_TRY(acc_term(ga, OP_MUL, g, b, NULL, 1.0));
-    if (gb) EWB_TRY(acc_term(gb, OP_MUL, g, a, NULL, 1.0));
+    if (ga) EWB_TRY(acc_term(ga, OP_MUL, g, b, NULL, g));
+    if (gb) EWB_TRY(acc_term(gb, OP_MUL, g, a, NULL, g));
     return 0;
 }
 static int div_backward(ewb_node *n) { /* da += g / b, db += -g a / b^2 */
     ewb_tensor *a = n->saved[0], *b = n->saved[1], *g = n->gout;
     ewb_tensor *ga = ewb_grad_slot(n, 0), *gb = ewb_grad_slot(n, 1);
-    if (ga) EWB_TRY(acc_term(ga, OP_DIV, g, b, NULL, 1.0));
-    if (gb) EWB_TRY(acc_term(gb, OP_DIV_DY, a, b, g, 1.0));
+    if (ga) EWB_TRY(acc_term(ga, OP_DIV, g, b, NULL, g));
+    if (gb) EWB_TRY(acc_term(gb, OP_DIV_DY, a, b, g, g));
     return 0;
 }
 static int maxmin_backward(ewb_node *n) { /* iarg[0]: OP_MAX_DX or OP_MIN_DX */
     ewb_tensor *a = n->saved[0], *b = n->saved[1], *g = n->gout;
     ewb_tensor *ga = ewb_grad_slot(n, 0), *gb = ewb_grad_slot(n, 1);
     int op = (int)n->iarg[0];
-    if (ga) EWB_TRY(acc_term(ga, op, a, b, g, 1.0));
-    if (gb) EWB_TRY(acc_term(gb, op, b, a, g, 1.0));
+    if (ga) EWB_TRY(acc_term(ga, op, a, b, g, g));
+    if (gb) EWB_TRY(acc_term(gb, op, b, a, g, g));
     return 0;
 }
 
