@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { PAR_MIN = 1 << 15, BIG_CHUNK = 1 << 15, COLS = 256 };
+enum { PAR_MIN = 1 << 15, BIG_CHUNK = 1 << 15, COLS = 2048 };
 
 /* ---------------- the (O, R, I) plan ---------------- */
 typedef struct {
@@ -150,10 +150,13 @@ static void sum_ori(const float *x, int64_t O, int64_t R, int64_t I, double scal
         for (int64_t o = 0; o < O; o++) out[o] = (float)(sum_lanes(x + o * R, R) * scale);
         return;
     }
-    int64_t nb = (I + COLS - 1) / COLS;
+    /* blocks of columns, wide enough that each thread reads long runs of a row */
+    int64_t w = (I + ewb_num_threads() - 1) / ewb_num_threads();
+    w = w < 256 ? 256 : w > COLS ? COLS : (w + 63) / 64 * 64;
+    int64_t nb = (I + w - 1) / w;
     #pragma omp parallel for if (O * R * I > PAR_MIN)
-    for (int64_t t = 0; t < O * nb; t++) { /* a block of up to COLS columns of one o */
-        int64_t o = t / nb, i0 = t % nb * COLS, len = I - i0 < COLS ? I - i0 : COLS;
+    for (int64_t t = 0; t < O * nb; t++) { /* a block of up to w columns of one o */
+        int64_t o = t / nb, i0 = t % nb * w, len = I - i0 < w ? I - i0 : w;
         double acc[COLS];
         for (int64_t i = 0; i < len; i++) acc[i] = 0;
         for (int64_t r = 0; r < R; r++) {
