@@ -10,10 +10,7 @@
  * a small iterator collapses dims along which every operand is contiguous and
  * walks the output in rows of its last (collapsed) dim. A backward computes
  * its term at the output's shape and reduces broadcast dims with
- * ewb_accumulate_reduced.
- *
- * Plain C loops rather than oneDNN binary: these ops are memory-bound, and
- * strided/broadcast operands would need per-shape primitives for no gain. */
+ * ewb_accumulate_reduced. */
 #include "../core/internal.h"
 #include <stdlib.h>
 #include <string.h>
@@ -91,31 +88,32 @@ static const char *op_names[] = {"add", "sub", "mul", "div", "maximum", "minimum
 static inline float max_nan(float x, float y) { return (x > y || x != x) ? x : y; }
 static inline float min_nan(float x, float y) { return (x < y || x != x) ? x : y; }
 
-/* contiguous, same shape: loops the compiler vectorises */
+/* Plain C loops, not oneDNN binary: memory-bound, and strided broadcasting would need a primitive per shape. */
+/* contiguous, same shape: loops the compiler vectorises (omp simd: -O2 alone does not) */
 static void same_f32(int op, int64_t n, float *restrict o, const float *restrict x, const float *restrict y) {
     switch (op) {
     case OP_ADD:
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i];
         break;
     case OP_SUB:
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) o[i] = x[i] - y[i];
         break;
     case OP_MUL:
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i];
         break;
     case OP_DIV:
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) o[i] = x[i] / y[i];
         break;
     case OP_MAX:
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) o[i] = max_nan(x[i], y[i]);
         break;
     case OP_MIN:
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) o[i] = min_nan(x[i], y[i]);
         break;
     }
@@ -360,7 +358,7 @@ static int scalar_backward(ewb_node *n) { /* iarg[0] = kind, farg[0] = s */
     const float *pa = ewb_f32(a), *pg = ewb_f32(g);
     float *pd = ewb_f32(ga), fs = (float)s;
     int64_t cnt = ewb_tensor_numel(g);
-    #pragma omp parallel for if (cnt > PAR_MIN)
+    #pragma omp parallel for simd if (parallel: cnt > PAR_MIN)
     for (int64_t i = 0; i < cnt; i++) pd[i] += -fs * pg[i] / (pa[i] * pa[i]);
     return 0;
 }
@@ -389,15 +387,15 @@ static int scalar_op(int kind, ewb_tensor *a, double s, ewb_tensor **out) {
     int64_t cnt = ewb_tensor_numel(o);
     switch (kind) {
     case SC_ADD:
-        #pragma omp parallel for if (cnt > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: cnt > PAR_MIN)
         for (int64_t i = 0; i < cnt; i++) y[i] = x[i] + f;
         break;
     case SC_MUL:
-        #pragma omp parallel for if (cnt > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: cnt > PAR_MIN)
         for (int64_t i = 0; i < cnt; i++) y[i] = x[i] * f;
         break;
     default:
-        #pragma omp parallel for if (cnt > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: cnt > PAR_MIN)
         for (int64_t i = 0; i < cnt; i++) y[i] = f / x[i];
         break;
     }
@@ -442,10 +440,10 @@ int ewb_compare_scalar(ewb_tensor *a, double s, int op, ewb_tensor **out) {
     size_t es = ewb_dtype_size(dt);
     if (dt == EWB_DTYPE_F32) {
         const float *xf = (const float *)x, sf = (float)s; /* the scalar takes the tensor's dtype, as in torch */
-        #pragma omp parallel for if (cnt > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: cnt > PAR_MIN)
         for (int64_t i = 0; i < cnt; i++) y[i] = (uint8_t)cmp_d(op, xf[i], sf);
     } else {
-        #pragma omp parallel for if (cnt > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: cnt > PAR_MIN)
         for (int64_t i = 0; i < cnt; i++) y[i] = (uint8_t)cmp_d(op, ld_d(x + i * (int64_t)es, dt), s);
     }
     ewb_tensor_free(ac);

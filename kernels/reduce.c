@@ -161,6 +161,7 @@ static void sum_ori(const float *x, int64_t O, int64_t R, int64_t I, double scal
         for (int64_t i = 0; i < len; i++) acc[i] = 0;
         for (int64_t r = 0; r < R; r++) {
             const float *row = x + (o * R + r) * I + i0;
+            #pragma omp simd
             for (int64_t i = 0; i < len; i++) acc[i] += row[i];
         }
         for (int64_t i = 0; i < len; i++) out[o * I + i0 + i] = (float)(acc[i] * scale);
@@ -174,6 +175,7 @@ static void expand_acc(float *dst, const float *g, int64_t O, int64_t R, int64_t
         int64_t o = t / R;
         float *d = dst + t * I;
         const float *gp = g + o * I;
+        #pragma omp simd
         for (int64_t i = 0; i < I; i++) d[i] += scale * gp[i];
     }
 }

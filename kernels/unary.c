@@ -167,26 +167,26 @@ static const char *c_name[] = {"neg", "log", "rsqrt", "pow", "clamp", "sin", "co
 static void c_fwd(int kind, const float *restrict x, float *restrict y, int64_t n, double p, double q) {
     switch (kind) {
     case C_NEG:
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) y[i] = -x[i];
         break;
     case C_LOG:
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) y[i] = logf(x[i]);
         break;
     case C_RSQRT:
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) y[i] = 1.0f / sqrtf(x[i]);
         break;
     case C_POW: {
         float e = (float)p;
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) y[i] = e == 2.0f ? x[i] * x[i] : powf(x[i], e);
         break;
     }
     case C_CLAMP: { /* as torch: min(max(x, lo), hi); NaN stays NaN */
         float lo = (float)p, hi = (float)q;
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             float v = x[i] < lo ? lo : x[i];
             y[i] = v > hi ? hi : v;
@@ -194,11 +194,11 @@ static void c_fwd(int kind, const float *restrict x, float *restrict y, int64_t 
         break;
     }
     case C_SIN:
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) y[i] = sinf(x[i]);
         break;
     case C_COS:
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) y[i] = cosf(x[i]);
         break;
     }
@@ -209,15 +209,15 @@ static void c_bwd(int kind, const float *restrict x, const float *restrict dy, f
                   double q) {
     switch (kind) {
     case C_NEG:
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) dx[i] -= dy[i];
         break;
     case C_LOG:
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) dx[i] += dy[i] / x[i];
         break;
     case C_RSQRT: /* -x^(-3/2) / 2 */
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             float r = 1.0f / sqrtf(x[i]);
             dx[i] += -0.5f * r * r * r * dy[i];
@@ -226,22 +226,22 @@ static void c_bwd(int kind, const float *restrict x, const float *restrict dy, f
     case C_POW: { /* as torch: exponent 0 gives a zero gradient */
         float e = (float)p;
         if (e == 0.0f) break;
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * e * (e == 2.0f ? x[i] : powf(x[i], e - 1.0f));
         break;
     }
     case C_CLAMP: { /* as torch: the gradient passes where lo <= x <= hi */
         float lo = (float)p, hi = (float)q;
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) dx[i] += (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.0f;
         break;
     }
     case C_SIN:
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) dx[i] += cosf(x[i]) * dy[i];
         break;
     case C_COS:
-        #pragma omp parallel for if (n > PAR_MIN)
+        #pragma omp parallel for simd if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) dx[i] -= sinf(x[i]) * dy[i];
         break;
     }
