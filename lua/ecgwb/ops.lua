@@ -40,17 +40,22 @@ scalar_or_tensor("mul",
 scalar_or_tensor("div",
   function(a, s) return op1(C.ewb_mul_scalar, a, 1 / s) end,
   function(s, b) return op1(C.ewb_rdiv_scalar, b, s) end)
-both("maximum", function(a, b) return op1(C.ewb_maximum, a, ensure(b, a)) end)
-both("minimum", function(a, b) return op1(C.ewb_minimum, a, ensure(b, a)) end)
+-- either argument may be a number (it takes the other's dtype)
+local function tensors2(a, b) return ensure(a, is_tensor(b) and b or nil), ensure(b, is_tensor(a) and a or nil) end
+both("maximum", function(a, b) a, b = tensors2(a, b); return op1(C.ewb_maximum, a, b) end)
+both("minimum", function(a, b) a, b = tensors2(a, b); return op1(C.ewb_minimum, a, b) end)
 both("pow", function(a, p)
   if type(p) ~= "number" then error("pow: the exponent must be a number", 2) end
   return op1(C.ewb_pow, a, p)
 end)
 
+-- comparisons give bool tensors (Lua's own < and == cannot return tensors)
 local CMP = { eq = 0, ne = 1, lt = 2, le = 3, gt = 4, ge = 5 }
+local FLIP = { [0] = 0, 1, 4, 5, 2, 3 } -- s < t is t > s
 for name, code in pairs(CMP) do
   both(name, function(a, b)
     if type(b) == "number" then return op1(C.ewb_compare_scalar, a, b, code) end
+    if type(a) == "number" then return op1(C.ewb_compare_scalar, b, a, FLIP[code]) end
     return op1(C.ewb_compare, a, b, code)
   end)
 end
