@@ -787,8 +787,13 @@ function TransformerDecoderLayer:__init(d, h, o)
   self.dropout = Dropout(c.dropout)
   self.linear2 = Linear(c.dim_feedforward, c.d_model, c.bias)
   local no = { eps = c.layer_norm_eps, bias = c.bias }
-  self.norm1, self.norm2, self.norm3 = LayerNorm(c.d_model, no), LayerNorm(c.d_model, no), LayerNorm(c.d_model, no)
-  self.dropout1, self.dropout2, self.dropout3 = Dropout(c.dropout), Dropout(c.dropout), Dropout(c.dropout)
+  -- one assignment per statement: children register in assignment order
+  self.norm1 = LayerNorm(c.d_model, no)
+  self.norm2 = LayerNorm(c.d_model, no)
+  self.norm3 = LayerNorm(c.d_model, no)
+  self.dropout1 = Dropout(c.dropout)
+  self.dropout2 = Dropout(c.dropout)
+  self.dropout3 = Dropout(c.dropout)
   self.activation = act_fn(c.activation)
 end
 function TransformerDecoderLayer:_sa_block(x, mask, kpm, causal)

@@ -57,7 +57,7 @@ function M.adamw(params, grads, state, config)
         state[offset + i] = st
       end
       st.step = st.step + 1
-      wb.check(C.ewb_adamw_step(p, g, st.exp_avg, st.exp_avg_sq, lr, betas[1], betas[2], eps, wd, st.step))
+      wb.check(C.ewb_adamw_step(p.ptr, g.ptr, st.exp_avg.ptr, st.exp_avg_sq.ptr, lr, betas[1], betas[2], eps, wd, st.step))
     end
   end
   return state
@@ -91,7 +91,7 @@ function M.sgd(params, grads, state, config)
         end
         buf = st.momentum_buffer
       end
-      wb.check(C.ewb_sgd_step(p, g, buf, lr, mu, first and 0 or damp, wd, nesterov))
+      wb.check(C.ewb_sgd_step(p.ptr, g.ptr, buf and buf.ptr, lr, mu, first and 0 or damp, wd, nesterov))
     end
   end
   return state
@@ -236,7 +236,7 @@ end
 function EMA:update(model)
   local ps = (model or self.model):parameters()
   if #ps ~= #self.shadow then error("EMA:update: model has " .. #ps .. " parameters, the EMA " .. #self.shadow, 2) end
-  for i, p in ipairs(ps) do wb.check(C.ewb_ema_update(self.shadow[i], p, self.decay)) end
+  for i, p in ipairs(ps) do wb.check(C.ewb_ema_update(self.shadow[i].ptr, p.ptr, self.decay)) end
   self.num_updates = self.num_updates + 1
 end
 
