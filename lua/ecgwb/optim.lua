@@ -20,7 +20,6 @@ param's position counted across groups.
 ]]
 local wb = require "ecgwb"
 local C = wb.C
-local tensor_array = wb._internal.tensor_array
 
 local M = {}
 
@@ -163,10 +162,14 @@ M.SGD = make(M.sgd, SGD, "SGD")
 ------------------------------------------------------------------ clipping
 -- global L2 norm of the gradients of params (params without one are skipped)
 function M.grad_norm(params)
-  local gs = {}
-  for i = 1, #params do gs[#gs + 1] = params[i].grad end
+  local gs, n = wb.ffi.new("ewb_tensor*[?]", #params + 1), 0
+  local keep = {} -- holds the grad wrappers while C reads their pointers
+  for i = 1, #params do
+    local g = params[i].grad
+    if g then keep[#keep + 1] = g; gs[n] = g.ptr; n = n + 1 end
+  end
   local norm = wb.ffi.new("double[1]")
-  wb.check(C.ewb_grad_norm(#gs, tensor_array(gs), norm))
+  wb.check(C.ewb_grad_norm(n, gs, norm))
   return norm[0]
 end
 
