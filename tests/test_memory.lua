@@ -57,7 +57,11 @@ do
     os.clock() - t0, bytes[1000], bytes[10000], rss[1000] / 2 ^ 20, rss[10000] / 2 ^ 20, maxlive))
   -- parameters + AdamW state (3 copies of 1,153 floats) dominate what stays live
   T.ok(bytes[10000] == bytes[1000], "live tensor bytes flat: " .. bytes[1000] .. " -> " .. bytes[10000])
-  T.ok(rss[10000] - rss[1000] < 2 * 2 ^ 20, string.format("RSS flat within 2 MiB: %.2f -> %.2f MiB", rss[1000] / 2 ^ 20, rss[10000] / 2 ^ 20))
+  -- under AddressSanitizer freed blocks sit in its quarantine (256 MiB), so
+  -- RSS grows there by design; LeakSanitizer checks leaks instead
+  if os.getenv("ASAN_OPTIONS") == nil then
+    T.ok(rss[10000] - rss[1000] < 2 * 2 ^ 20, string.format("RSS flat within 2 MiB: %.2f -> %.2f MiB", rss[1000] / 2 ^ 20, rss[10000] / 2 ^ 20))
+  end
   T.ok(maxlive < THRESHOLD + 2 * 2 ^ 20, "without forced collections live bytes stay under threshold + working set: " .. maxlive)
 end
 wb.C.ewb_mem_set_threshold(256 * 2 ^ 20)
