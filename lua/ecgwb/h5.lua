@@ -28,7 +28,7 @@ end
 function M.write(file, name, t)
   need_string(file, "file", "h5.write"); need_string(name, "name", "h5.write")
   if not T.is_tensor(t) then error("h5.write: '" .. name .. "' is not a tensor (" .. type(t) .. ")", 2) end
-  check(C.ewb_h5_write(file, name, t, 0))
+  check(C.ewb_h5_write(file, name, t.ptr, 0))
 end
 
 function M.read(file, name)
@@ -67,8 +67,8 @@ function M.save(file, tbl)
   end
   if #names == 0 then error("h5.save: nothing to save to '" .. file .. "' (empty table)", 2) end
   table.sort(names)
-  check(C.ewb_h5_write(file, names[1], tbl[names[1]], 1)) -- a new file
-  for i = 2, #names do check(C.ewb_h5_write(file, names[i], tbl[names[i]], 0)) end
+  check(C.ewb_h5_write(file, names[1], tbl[names[1]].ptr, 1)) -- a new file
+  for i = 2, #names do check(C.ewb_h5_write(file, names[i], tbl[names[i]].ptr, 0)) end
 end
 
 function M.load(file)
