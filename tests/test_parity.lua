@@ -157,15 +157,15 @@ local function sub(prefix)
   end
   return out
 end
-local CFG = { d_model = 32, nhead = 4, dim_feedforward = 64, dropout = 0, activation = "gelu", norm_first = true,
-  batch_first = true, num_layers = 2 }
+local D, NHEAD, LAYERS = 32, 4, 2
+local CFG = { dim_feedforward = 64, dropout = 0, activation = "gelu", norm_first = true, batch_first = true }
 
 local function build(kind, params)
   local m
   if kind == "encoder" then
-    m = wb.nn.TransformerEncoder(wb.nn.TransformerEncoderLayer(CFG), CFG.num_layers)
+    m = wb.nn.TransformerEncoder(wb.nn.TransformerEncoderLayer(D, NHEAD, CFG), LAYERS)
   else
-    m = wb.nn.TransformerDecoder(wb.nn.TransformerDecoderLayer(CFG), CFG.num_layers)
+    m = wb.nn.TransformerDecoder(wb.nn.TransformerDecoderLayer(D, NHEAD, CFG), LAYERS)
   end
   m:load_state_dict(params)
   return m
@@ -183,7 +183,8 @@ local function check_names(kind, m, params)
 end
 
 local function grads_match(kind, m, want)
-  local named = m:named_parameters()
+  local named = {}
+  for _, np in ipairs(m:named_parameters()) do named[np[1]] = np[2] end
   local n = 0
   for k, g in pairs(want) do
     n = n + 1
