@@ -7,6 +7,8 @@
 --     input gradient;
 --   * 5 AdamW steps of the encoder: the losses and the final parameters.
 -- Tolerance: normalised max error (tests/check.lua T.close) <= 1e-4.
+-- For debugging: PARITY_SKIP=div,gather skips cases (reported as failures);
+-- PARITY_VERBOSE=1 names each case on stderr before running it.
 local wb = require "ecgwb"
 local T = dofile("tests/check.lua")
 local TOL = 1e-4
@@ -145,7 +147,17 @@ for name in pairs(ops) do names[#names + 1] = name end
 table.sort(names)
 for name in pairs(CASES) do T.ok(ops[name], name .. ": in CASES but not in the fixtures") end
 T.ok(#names >= 70, "ops.h5 holds " .. #names .. " cases")
-for _, name in ipairs(names) do status[name] = run_case(name, ops[name]) end
+local skip = {}
+for name in (os.getenv("PARITY_SKIP") or ""):gmatch("[^,]+") do skip[name] = true end
+for _, name in ipairs(names) do
+  if skip[name] then
+    T.ok(false, name .. ": skipped by PARITY_SKIP")
+    status[name] = "skipped (PARITY_SKIP)"
+  else
+    if os.getenv("PARITY_VERBOSE") then io.stderr:write("case " .. name .. "\n") end
+    status[name] = run_case(name, ops[name])
+  end
+end
 
 ------------------------------------------------------------------ transformer stacks
 local tf = wb.h5.load(FIX .. "transformer.h5")
