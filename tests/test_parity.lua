@@ -4,7 +4,8 @@
 --     gradient of every differentiable input, loss = sum(out * gout);
 --   * a 2-layer pre-norm TransformerEncoder and TransformerDecoder built with
 --     wb.nn, loaded with PyTorch's state_dict: output and every parameter and
---     input gradient;
+--     input gradient; the encoder again with a key padding mask, and the
+--     decoder again with PyTorch's float causal mask;
 --   * 5 AdamW steps of the encoder: the losses and the final parameters.
 -- Tolerance: normalised max error (tests/check.lua T.close) <= 1e-4.
 -- For debugging: PARITY_SKIP=div,gather skips cases (reported as failures);
@@ -238,7 +239,26 @@ local function run_stack(kind)
   else
     close(fx.tgt.grad, fx["grad/tgt"], "decoder grad tgt")
     close(fx.memory.grad, fx["grad/memory"], "decoder grad memory")
+    -- the same causal self-attention given as PyTorch's float mask (0 / -inf)
+    local out2 = wb.no_grad(function() return m:forward(fx.tgt, fx.memory, { tgt_mask = fx.tgt_mask }) end)
+    close(out2, fx.out, "decoder forward with a float tgt_mask")
   end
+end
+
+-- the encoder with a key padding mask (bool, true = padding, as PyTorch)
+local function run_kpm()
+  local params = {}
+  for k, v in pairs(sub("encoder")) do
+    local p = k:match("^params/(.+)$")
+    if p then params[p] = v end
+  end
+  local fx = sub("encoder_kpm")
+  local m = build("encoder", params)
+  fx.src:requires_grad_()
+  local out = m:forward(fx.src, { src_key_padding_mask = fx.src_key_padding_mask })
+  close(out, fx.out, "encoder with key padding mask: forward")
+  out:backward(fx.gout)
+  close(fx.src.grad, fx["grad/src"], "encoder with key padding mask: grad src")
 end
 
 local function run_adamw()
@@ -265,8 +285,8 @@ local function run_adamw()
   end
 end
 
-for _, part in ipairs { { "encoder", function() run_stack("encoder") end }, { "decoder", function() run_stack("decoder") end },
-  { "adamw", run_adamw } } do
+for _, part in ipairs { { "encoder", function() run_stack("encoder") end }, { "encoder_kpm", run_kpm },
+  { "decoder", function() run_stack("decoder") end }, { "adamw", run_adamw } } do
   local fails = T.failures
   local ok, err = pcall(part[2])
   T.ok(ok, part[1] .. ": " .. tostring(err))

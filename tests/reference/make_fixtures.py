@@ -27,8 +27,12 @@ parameter (so the layers differ and biases are non-zero):
     encoder/gout                (2, 7, 32) fixed random R; loss = sum(out * R)
     encoder/grad/src            d loss / d src
     encoder/grad/params/<name>  d loss / d parameter
+    encoder_kpm/src, encoder_kpm/src_key_padding_mask (2, 7) bool, true = padding (PyTorch's sense),
+    encoder_kpm/out, encoder_kpm/gout, encoder_kpm/grad/src
+                                the same encoder (encoder/params) with a key padding mask
     decoder/params/<name>       nn.TransformerDecoder state_dict
-    decoder/tgt                 (2, 6, 32); causal self-attention (square subsequent mask)
+    decoder/tgt                 (2, 6, 32); causal self-attention
+    decoder/tgt_mask            (6, 6) the float square subsequent mask (0 / -inf) that was passed
     decoder/memory              (2, 7, 32) random
     decoder/out, decoder/gout, decoder/grad/tgt, decoder/grad/memory, decoder/grad/params/<name>
     adamw/x, adamw/y            (2, 7, 32) regression input and target; loss = mse(encoder(x), y)
@@ -253,6 +257,7 @@ def write_transformer(path):
     with h5py.File(path, "w") as f:
         enc = perturb(encoder())
         enc0 = copy.deepcopy(enc)
+        enc_kpm = copy.deepcopy(enc)
         write_params(f, "encoder/params", enc)
         src = randn(2, 7, D).requires_grad_(True)
         out = enc(src)
@@ -262,6 +267,16 @@ def write_transformer(path):
             save(f, f"encoder/{k}", v)
         write_grads(f, "encoder/grad/params", enc)
 
+        src = randn(2, 7, D).requires_grad_(True)
+        kpm = torch.zeros(2, 7, dtype=torch.bool)
+        kpm[0, 5:] = True
+        kpm[1, 2] = True
+        out = enc_kpm(src, src_key_padding_mask=kpm)
+        gout = torch.randn(out.shape)
+        (out * gout).sum().backward()
+        for k, v in (("src", src), ("src_key_padding_mask", kpm), ("out", out), ("gout", gout), ("grad/src", src.grad)):
+            save(f, f"encoder_kpm/{k}", v)
+
         dec = perturb(decoder())
         write_params(f, "decoder/params", dec)
         tgt = randn(2, 6, D).requires_grad_(True)
@@ -270,7 +285,7 @@ def write_transformer(path):
         out = dec(tgt, memory, tgt_mask=mask)
         gout = torch.randn(out.shape)
         (out * gout).sum().backward()
-        for k, v in (("tgt", tgt), ("memory", memory), ("out", out), ("gout", gout),
+        for k, v in (("tgt", tgt), ("memory", memory), ("tgt_mask", mask), ("out", out), ("gout", gout),
                      ("grad/tgt", tgt.grad), ("grad/memory", memory.grad)):
             save(f, f"decoder/{k}", v)
         write_grads(f, "decoder/grad/params", dec)
