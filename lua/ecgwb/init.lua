@@ -3,8 +3,7 @@
 See README.md for a tour. ]]
 local M = require "ecgwb.ops"
 
-local submodules = { nn = true, optim = true, data = true, loop = true, rag = true, metrics = true,
-  plot = true, notebook = true, models = true, h5 = true, sim = true }
+local submodules = { nn = true, optim = true, h5 = true, sim = true }
 -- top-level functions that live in a submodule
 local lazy_functions = { save_state_dict = "h5", load_state_dict = "h5" }
 
