@@ -3,6 +3,7 @@
  * the root topologically, runs their backward functions in reverse order, and
  * frees the graph unless asked to retain it. */
 #include "internal.h"
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,8 +94,16 @@ ewb_tensor *ewb_grad_slot(ewb_node *n, int i) {
     return t->grad;
 }
 
+static volatile sig_atomic_t g_interrupt;
+void ewb_set_interrupt(int flag) { g_interrupt = flag != 0; }
+
 int ewb_finish(const char *name, ewb_tensor *out, int rc, ewb_tensor **dst) {
     if (rc != 0) { ewb_tensor_free(out); return -1; }
+    if (g_interrupt) {
+        g_interrupt = 0;
+        ewb_tensor_free(out);
+        return ewb_error("interrupted (in op '%s')", name);
+    }
     if (g_anomaly && ewb_has_nonfinite(out)) {
         ewb_error("anomaly: op '%s' produced NaN or Inf in its output %s", name, ewb_s(out));
         ewb_tensor_free(out);

@@ -57,6 +57,9 @@ void ewb_mem_set_threshold(int64_t bytes);
 int ewb_num_threads(void);
 void ewb_set_num_threads(int n);
 double ewb_now(void);               /* monotonic wall-clock seconds */
+/* Ctrl-C: once set (async-signal-safe), the next op that finishes fails with
+   "interrupted", so even JIT-compiled loops that call ops stop */
+void ewb_set_interrupt(int flag);
 const char *ewb_api_header(void);   /* the text of this header (for ffi.cdef) */
 
 /* ---- tensor lifetime and metadata ---- */

@@ -9,9 +9,11 @@
  * the hook raises "interrupted". JIT-compiled code never checks hooks, so a
  * chunk typed at the REPL runs with the JIT off for itself and the functions
  * it defines (`jit.on(f, true)` compiles one again); library code stays
- * compiled and is interrupted when it returns to interpreted code. A loop
- * that never leaves compiled code cannot be interrupted: a second Ctrl-C says
- * so, a third ends the process. The error can be caught like any other (by
+ * compiled and is interrupted when it returns to interpreted code. The core
+ * also fails the next op that finishes (ewb_set_interrupt), so a compiled
+ * training loop stops at its next op. A loop that neither leaves compiled
+ * code nor calls an op cannot be interrupted: a second Ctrl-C says so, a
+ * third ends the process. The error can be caught like any other (by
  * pcall, or coroutine.resume). Ctrl-C at the prompt drops the line.
  *
  * The lua_State is touched only on the main thread: a SIGINT delivered to
@@ -43,6 +45,7 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
     pending = 0;
+    ewb_set_interrupt(0); /* one Ctrl-C, one error */
     luaL_error(L, "interrupted");
 }
 
@@ -57,7 +60,10 @@ static void on_sigint(int sig) {
     if (!running) return;
     pending++;
     if (pending == 1) {
+        /* the hook stops interpreted code; the core's flag stops the next op,
+           which also reaches JIT-compiled loops that call ops */
         lua_sethook(hook_L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+        ewb_set_interrupt(1);
     } else if (pending == 2) {
         if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {}
     } else {
@@ -104,6 +110,7 @@ static int docall(lua_State *L, int nargs, int nres) {
     int rc = lua_pcall(L, nargs, nres, base);
     running = 0;
     lua_sethook(L, NULL, 0, 0); /* a Ctrl-C that came too late to be seen */
+    ewb_set_interrupt(0);
     pending = 0;
     lua_remove(L, base);
     fflush(stdout);
