@@ -87,11 +87,11 @@ local function minmax(cname)
     local f = C[cname]
     if dim == nil then -- over everything: a number-like 0-d tensor
       local flat = a:reshape(-1)
-      check(f(flat, 0, 0, out1, out2))
+      check(f(flat.ptr, 0, 0, out1, out2))
       local v, i = wrap(out1[0]), wrap(out2[0])
       return v, i
     end
-    check(f(a, cdim(dim), keepdim and 1 or 0, out1, out2))
+    check(f(a.ptr, cdim(dim), keepdim and 1 or 0, out1, out2))
     local v, i = wrap(out1[0]), wrap(out2[0])
     return v, i
   end

@@ -46,13 +46,18 @@ end
 M.check = check
 
 local Tensor = {}          -- methods
-local tensor_ct            -- ctype of struct ewb_tensor
+local tensor_ct            -- ctype of a Lua tensor (struct ewb_ref), set below
 local out1 = ffi.new("ewb_tensor*[1]")
 local out2 = ffi.new("ewb_tensor*[1]")
 
+-- A Lua tensor is a one-field struct holding the C pointer. (A bare
+-- `ewb_tensor*` cdata would be simpler, but LuaJIT gives t[i] on a pointer
+-- its C meaning, pointer arithmetic; on a struct it reaches __index.)
+ffi.cdef "typedef struct ewb_ref { ewb_tensor *ptr; } ewb_ref;"
+local function release(r) C.ewb_tensor_free(r.ptr) end
 local function wrap(p)
   if C.ewb_mem_pressure() ~= 0 then collectgarbage() end
-  return ffi.gc(p, C.ewb_tensor_free)
+  return ffi.gc(tensor_ct(p), release)
 end
 M.wrap = wrap
 
@@ -79,11 +84,19 @@ local function cdim(d)
   error("dims count from 1 (or from -1 at the end); got 0", 3)
 end
 
+-- tensor arguments are passed to C as their pointer
+local function u(x)
+  if ffi.istype(tensor_ct, x) then return x.ptr end
+  return x
+end
+M.unwrap = u
+
 -- run f(args..., out) and wrap the result (explicit arities: a vararg in
 -- the middle of an argument list would be cut to one value)
 local function op1(f, ...)
   local n = select("#", ...)
   local a, b, c, d, e, g, h, i, j = ...
+  a, b, c, d, e, g, h, i, j = u(a), u(b), u(c), u(d), u(e), u(g), u(h), u(i), u(j)
   local rc
   if n == 1 then rc = f(a, out1)
   elseif n == 2 then rc = f(a, b, out1)
@@ -109,7 +122,7 @@ local function ensure_tensor(x, like)
   if is_tensor(x) then return x end
   if type(x) == "number" then
     local s = ffi.new("int64_t[1]")
-    check(C.ewb_full(out1, like and C.ewb_tensor_dtype(like) or 0, 0, s, x))
+    check(C.ewb_full(out1, like and C.ewb_tensor_dtype(like.ptr) or 0, 0, s, x))
     return wrap(out1[0])
   end
   error("expected a tensor or a number, got " .. type(x), 3)
@@ -162,62 +175,62 @@ function M.tensor(data, dtype)
 end
 
 ------------------------------------------------------------------ metadata
-function Tensor.dim(t) return C.ewb_tensor_ndim(t) end
-function Tensor.nelement(t) return tonumber(C.ewb_tensor_numel(t)) end
+function Tensor.dim(t) return C.ewb_tensor_ndim(t.ptr) end
+function Tensor.nelement(t) return tonumber(C.ewb_tensor_numel(t.ptr)) end
 Tensor.numel = Tensor.nelement
 function Tensor.size(t, d)
   if d then
-    local nd = C.ewb_tensor_ndim(t)
+    local nd = C.ewb_tensor_ndim(t.ptr)
     local i = d > 0 and d - 1 or nd + d
     if i < 0 or i >= nd then error("size: dim " .. d .. " out of range for a " .. nd .. "-d tensor", 2) end
-    return tonumber(C.ewb_tensor_size(t, i))
+    return tonumber(C.ewb_tensor_size(t.ptr, i))
   end
   local s = {}
-  for i = 0, C.ewb_tensor_ndim(t) - 1 do s[i + 1] = tonumber(C.ewb_tensor_size(t, i)) end
+  for i = 0, C.ewb_tensor_ndim(t.ptr) - 1 do s[i + 1] = tonumber(C.ewb_tensor_size(t.ptr, i)) end
   return s
 end
 Tensor.shape = Tensor.size
 function Tensor.stride(t)
   local s = {}
-  for i = 0, C.ewb_tensor_ndim(t) - 1 do s[i + 1] = tonumber(C.ewb_tensor_stride(t, i)) end
+  for i = 0, C.ewb_tensor_ndim(t.ptr) - 1 do s[i + 1] = tonumber(C.ewb_tensor_stride(t.ptr, i)) end
   return s
 end
-function Tensor.type(t) return DTNAME[C.ewb_tensor_dtype(t)] end
-function Tensor.is_contiguous(t) return C.ewb_tensor_is_contiguous(t) ~= 0 end
-function Tensor.data_ptr(t) return C.ewb_tensor_data(t) end
+function Tensor.type(t) return DTNAME[C.ewb_tensor_dtype(t.ptr)] end
+function Tensor.is_contiguous(t) return C.ewb_tensor_is_contiguous(t.ptr) ~= 0 end
+function Tensor.data_ptr(t) return C.ewb_tensor_data(t.ptr) end
 local descr = ffi.new("char[160]")
 function Tensor.describe(t)
-  if not C.ewb_tensor_is_alive(t) or C.ewb_tensor_is_alive(t) == 0 then return "tensor(freed)" end
-  C.ewb_tensor_describe(t, descr, 160)
+  if C.ewb_tensor_is_alive(t.ptr) == 0 then return "tensor(freed)" end
+  C.ewb_tensor_describe(t.ptr, descr, 160)
   return ffi.string(descr)
 end
 function Tensor.item(t)
   local v = ffi.new("double[1]")
-  check(C.ewb_tensor_item(t, v))
+  check(C.ewb_tensor_item(t.ptr, v))
   return v[0]
 end
 local idxbuf = ffi.new("int64_t[8]")
 function Tensor.get(t, ...)
   local idx = { ... }
-  if #idx ~= C.ewb_tensor_ndim(t) then error("get: need " .. C.ewb_tensor_ndim(t) .. " indices, got " .. #idx, 2) end
+  if #idx ~= C.ewb_tensor_ndim(t.ptr) then error("get: need " .. C.ewb_tensor_ndim(t.ptr) .. " indices, got " .. #idx, 2) end
   for i = 1, #idx do idxbuf[i - 1] = idx[i] > 0 and idx[i] - 1 or idx[i] end
   local v = ffi.new("double[1]")
-  check(C.ewb_tensor_get(t, idxbuf, v))
+  check(C.ewb_tensor_get(t.ptr, idxbuf, v))
   return v[0]
 end
 function Tensor.set(t, ...)
   local idx = { ... }
   local v = table.remove(idx)
-  if #idx ~= C.ewb_tensor_ndim(t) then error("set: need " .. C.ewb_tensor_ndim(t) .. " indices and a value", 2) end
+  if #idx ~= C.ewb_tensor_ndim(t.ptr) then error("set: need " .. C.ewb_tensor_ndim(t.ptr) .. " indices and a value", 2) end
   for i = 1, #idx do idxbuf[i - 1] = idx[i] > 0 and idx[i] - 1 or idx[i] end
-  check(C.ewb_tensor_set(t, idxbuf, v))
+  check(C.ewb_tensor_set(t.ptr, idxbuf, v))
   return t
 end
 -- flat Lua table of all values (row-major)
 function Tensor.totable(t)
   local c = t:contiguous():to("f32")
   local n = c:numel()
-  local p = ffi.cast("float*", C.ewb_tensor_data(c))
+  local p = ffi.cast("float*", C.ewb_tensor_data(c.ptr))
   local out = {}
   for i = 0, n - 1 do out[i + 1] = p[i] end
   return out
@@ -235,22 +248,22 @@ function Tensor.tolist(t)
   return build(1)
 end
 function Tensor.free(t)
-  C.ewb_tensor_dispose(t)
+  C.ewb_tensor_dispose(t.ptr)
 end
 
 ------------------------------------------------------------------ autograd
 function Tensor.requires_grad_(t, flag)
-  check(C.ewb_tensor_set_requires_grad(t, flag == nil and 1 or (flag and 1 or 0)))
+  check(C.ewb_tensor_set_requires_grad(t.ptr, flag == nil and 1 or (flag and 1 or 0)))
   return t
 end
 function Tensor.backward(t, grad, retain_graph)
-  check(C.ewb_backward(t, grad, retain_graph and 1 or 0))
+  check(C.ewb_backward(t.ptr, grad and grad.ptr, retain_graph and 1 or 0))
 end
 function Tensor.detach(t) return op1(C.ewb_detach, t) end
-function Tensor.zero_grad(t) check(C.ewb_tensor_set_grad(t, nil)) end
-function Tensor.is_leaf(t) return C.ewb_tensor_is_leaf(t) ~= 0 end
+function Tensor.zero_grad(t) check(C.ewb_tensor_set_grad(t.ptr, nil)) end
+function Tensor.is_leaf(t) return C.ewb_tensor_is_leaf(t.ptr) ~= 0 end
 local function get_grad(t)
-  check(C.ewb_tensor_grad(t, out1))
+  check(C.ewb_tensor_grad(t.ptr, out1))
   if out1[0] == nil then return nil end
   return wrap(out1[0])
 end
@@ -271,16 +284,16 @@ function Tensor.contiguous(t) return op1(C.ewb_contiguous, t) end
 function Tensor.to(t, dtype)
   local d = DT[dtype]
   if not d then error("to: unknown dtype " .. tostring(dtype), 2) end
-  if C.ewb_tensor_dtype(t) == d then return t end
+  if C.ewb_tensor_dtype(t.ptr) == d then return t end
   return op1(C.ewb_to_dtype, t, d)
 end
-function Tensor.fill_(t, v) check(C.ewb_fill_(t, v)); return t end
+function Tensor.fill_(t, v) check(C.ewb_fill_(t.ptr, v)); return t end
 function Tensor.zero_(t) return t:fill_(0) end
-function Tensor.copy_(t, src) check(C.ewb_copy_(t, ensure_tensor(src, t))); return t end
-function Tensor.add_(t, src, alpha) check(C.ewb_add_(t, ensure_tensor(src, t), alpha or 1)); return t end
-function Tensor.mul_(t, s) check(C.ewb_scale_(t, s)); return t end
-function Tensor.uniform_(t, a, b) check(C.ewb_uniform_(t, a or 0, b or 1)); return t end
-function Tensor.normal_(t, m, s) check(C.ewb_normal_(t, m or 0, s or 1)); return t end
+function Tensor.copy_(t, src) check(C.ewb_copy_(t.ptr, ensure_tensor(src, t).ptr)); return t end
+function Tensor.add_(t, src, alpha) check(C.ewb_add_(t.ptr, ensure_tensor(src, t).ptr, alpha or 1)); return t end
+function Tensor.mul_(t, s) check(C.ewb_scale_(t.ptr, s)); return t end
+function Tensor.uniform_(t, a, b) check(C.ewb_uniform_(t.ptr, a or 0, b or 1)); return t end
+function Tensor.normal_(t, m, s) check(C.ewb_normal_(t.ptr, m or 0, s or 1)); return t end
 
 ------------------------------------------------------------------ views
 function Tensor.view(t, ...) local n, s = shape_of(...); return op1(C.ewb_view, t, n, s) end
@@ -292,7 +305,7 @@ function Tensor.flatten(t) return t:reshape(-1) end
 local permbuf = ffi.new("int[8]")
 function Tensor.permute(t, ...)
   local d = type(...) == "table" and ... or { ... }
-  if #d ~= C.ewb_tensor_ndim(t) then error("permute: need " .. C.ewb_tensor_ndim(t) .. " dims, got " .. #d, 2) end
+  if #d ~= C.ewb_tensor_ndim(t.ptr) then error("permute: need " .. C.ewb_tensor_ndim(t.ptr) .. " dims, got " .. #d, 2) end
   for i = 1, #d do permbuf[i - 1] = cdim(d[i]) end
   return op1(C.ewb_permute, t, permbuf)
 end
@@ -325,7 +338,7 @@ function Tensor.chunk(t, k, dim) return t:split(math.ceil(t:size(dim or 1) / k),
 
 local function tensor_array(list)
   local arr = ffi.new("ewb_tensor*[?]", #list)
-  for i = 1, #list do arr[i - 1] = list[i] end
+  for i = 1, #list do arr[i - 1] = list[i].ptr end
   return arr
 end
 function M.cat(list, dim) return op1(C.ewb_cat, #list, tensor_array(list), cdim(dim or 1)) end
@@ -334,30 +347,30 @@ function M.stack(list, dim) return op1(C.ewb_stack, #list, tensor_array(list), c
 ------------------------------------------------------------------ metatype
 local function fmt(v) return string.format("%.4g", v) end
 function Tensor.tostring(t)
-  if C.ewb_tensor_is_alive(t) == 0 then return "tensor(freed)" end
+  if C.ewb_tensor_is_alive(t.ptr) == 0 then return "tensor(freed)" end
   local parts = { "tensor " .. t:describe() }
   local n = t:numel()
   if n > 0 then
     local c = t:detach():contiguous():to("f32")
-    local p = ffi.cast("float*", C.ewb_tensor_data(c))
+    local p = ffi.cast("float*", C.ewb_tensor_data(c.ptr))
     local vals = {}
     local shown = math.min(n, 6)
     for i = 0, shown - 1 do vals[#vals + 1] = fmt(p[i]) end
     if n > shown then vals[#vals + 1] = "... " .. fmt(p[n - 1]) end
     parts[#parts + 1] = "{" .. table.concat(vals, ", ") .. "}"
   end
-  local fn = C.ewb_tensor_grad_fn(t)
+  local fn = C.ewb_tensor_grad_fn(t.ptr)
   if fn ~= nil then parts[#parts + 1] = "grad_fn=" .. ffi.string(fn)
-  elseif C.ewb_tensor_requires_grad(t) ~= 0 then parts[#parts + 1] = "requires_grad" end
+  elseif C.ewb_tensor_requires_grad(t.ptr) ~= 0 then parts[#parts + 1] = "requires_grad" end
   return table.concat(parts, " ")
 end
 
 local props = {
   grad = get_grad,
-  requires_grad = function(t) return C.ewb_tensor_requires_grad(t) ~= 0 end,
-  ndim = function(t) return C.ewb_tensor_ndim(t) end,
-  dtype = function(t) return DTNAME[C.ewb_tensor_dtype(t)] end,
-  grad_fn = function(t) local f = C.ewb_tensor_grad_fn(t); return f ~= nil and ffi.string(f) or nil end,
+  requires_grad = function(t) return C.ewb_tensor_requires_grad(t.ptr) ~= 0 end,
+  ndim = function(t) return C.ewb_tensor_ndim(t.ptr) end,
+  dtype = function(t) return DTNAME[C.ewb_tensor_dtype(t.ptr)] end,
+  grad_fn = function(t) local f = C.ewb_tensor_grad_fn(t.ptr); return f ~= nil and ffi.string(f) or nil end,
 }
 
 local mt = {
@@ -374,7 +387,7 @@ local mt = {
     error("tensor has no method or field '" .. tostring(k) .. "'", 2)
   end,
   __newindex = function(t, k, v)
-    if k == "grad" then check(C.ewb_tensor_set_grad(t, v)); return end
+    if k == "grad" then check(C.ewb_tensor_set_grad(t.ptr, v and v.ptr)); return end
     if k == "requires_grad" then t:requires_grad_(v); return end
     if type(k) == "number" then t:select(1, k):copy_(v); return end
     error("cannot set field '" .. tostring(k) .. "' of a tensor", 2)
@@ -388,7 +401,7 @@ local mt = {
   __unm = function(a) return M.neg(a) end,
   __pow = function(a, b) return M.pow(a, b) end,
 }
-tensor_ct = ffi.metatype("struct ewb_tensor", mt)
+tensor_ct = ffi.metatype("struct ewb_ref", mt)
 M.Tensor = Tensor
 M._internal = { wrap = wrap, op1 = op1, new1 = new1, ensure = ensure_tensor, check = check, out1 = out1, out2 = out2,
   shape_of = shape_of, cdim = cdim, tensor_array = tensor_array, DTNAME = DTNAME }
