@@ -105,7 +105,7 @@ local prof = { forward = 0, backward = 0, optim = 0, n = 0 }
 cases[#cases + 1] = { "encoder_step", function()
   local B, T, C, H, FF = 32, 256, 512, 8, 2048
   local nn, optim = wb.nn, wb.optim
-  local layer = nn.TransformerEncoderLayer(C, H, FF, { dropout = 0, batch_first = true, norm_first = false })
+  local layer = nn.TransformerEncoderLayer(C, H, { dim_feedforward = FF, dropout = 0, batch_first = true, norm_first = false })
   layer:train()
   local params = layer:parameters()
   local opt = optim.AdamW(params, { lr = 1e-4, weight_decay = 0.01 })
