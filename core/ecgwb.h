@@ -222,6 +222,22 @@ int ewb_ema_update(ewb_tensor *ema, ewb_tensor *param, double decay); /* ema = d
 int ewb_h5_write(const char *file, const char *name, const ewb_tensor *t, int truncate);
 int ewb_h5_read(const char *file, const char *name, ewb_tensor **out);
 int ewb_h5_list(const char *file, char *buf, int64_t n); /* dataset paths, one per line */
+/* ---- simulator (core/sim.c): ECGSYN on a 3-D dipole, 12 leads in mV ---- */
+typedef struct ewb_sim_config {
+    double fs;        /* Hz */
+    double seconds;
+    double hr_mean;   /* bpm */
+    double hr_std;    /* bpm, beat-to-beat variability */
+    double lf_hf;     /* LF/HF power ratio of the RR spectrum (0.5) */
+    uint64_t seed;
+    uint64_t index;   /* record number: (seed, index) fixes the record */
+} ewb_sim_config;
+/* ecg (12, round(fs*seconds)) in lead order I II III aVR aVL aVF V1..V6;
+   rpeaks (n) i64 sample positions of the R waves (may be NULL) */
+int ewb_sim_ecg(const ewb_sim_config *cfg, ewb_tensor **ecg, ewb_tensor **rpeaks);
+const char *ewb_lead_name(int i);
+/* ECGSYN's RR tachogram alone: n RR intervals (s) sampled at 1 Hz */
+int ewb_sim_rr(ewb_tensor **out, int64_t n, double hr_mean, double hr_std, double lf_hf, uint64_t seed);
 /* ffi:end */
 
 #ifdef __cplusplus

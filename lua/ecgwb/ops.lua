@@ -142,6 +142,8 @@ end
 M.bce_with_logits = function(x, t, o) return op1(C.ewb_bce_with_logits, x, t, red(o and o.reduction)) end
 M.mse_loss = function(a, b, o) return op1(C.ewb_mse_loss, a, b, red(o and o.reduction)) end
 M.l1_loss = function(a, b, o) return op1(C.ewb_l1_loss, a, b, red(o and o.reduction)) end
+-- cosine_similarity and normalize work along the last dim by default (torch's
+-- default is dim=1, 0-based, which is the same dim for (N, D) inputs)
 M.cosine_similarity = function(a, b, dim, eps) return op1(C.ewb_cosine_similarity, a, b, cdim(dim or -1), eps or 1e-8) end
 M.normalize = function(a, dim, eps) return op1(C.ewb_normalize, a, cdim(dim or -1), eps or 1e-12) end
 -- opts: mask (bool, 1 = attend), causal, scale
@@ -155,14 +157,22 @@ M.scaled_dot_product_attention = M.sdpa
 -- pads as torch.nn.functional.pad: {last_lo, last_hi, prev_lo, prev_hi, ...}
 local padbuf = ffi.new("int64_t[16]")
 both("pad", function(x, pads, value)
-  if #pads % 2 ~= 0 or #pads > 16 then error("pad: pads must be pairs, at most 8", 2) end
-  for i = 1, #pads do padbuf[i - 1] = pads[i] end
+  if type(pads) ~= "table" or #pads % 2 ~= 0 or #pads > 16 then
+    error("pad: pads must be a table of (lo, hi) pairs, at most 8 pairs", 2)
+  end
+  for i = 1, #pads do
+    if type(pads[i]) ~= "number" then error("pad: pad " .. i .. " is a " .. type(pads[i]) .. ", not a number", 2) end
+    padbuf[i - 1] = pads[i]
+  end
   return op1(C.ewb_pad, x, #pads / 2, padbuf, value or 0)
 end)
 both("gather", function(x, dim, idx) return op1(C.ewb_gather, x, cdim(dim), idx) end)
 both("index_select", function(x, dim, idx) return op1(C.ewb_index_select, x, cdim(dim), idx) end)
 M.where = function(cond, a, b) return op1(C.ewb_where, cond, ensure(a, is_tensor(b) and b or nil), ensure(b, is_tensor(a) and a or nil)) end
-both("masked_fill", function(x, mask, v) return op1(C.ewb_masked_fill, x, mask, v) end)
+both("masked_fill", function(x, mask, v)
+  if type(v) ~= "number" then error("masked_fill: the fill value must be a number, got " .. type(v), 2) end
+  return op1(C.ewb_masked_fill, x, mask, v)
+end)
 
 ------------------------------------------------------------------ memory
 function M.memory()

@@ -324,9 +324,26 @@ end
 function Tensor.select(t, dim, i) return op1(C.ewb_select, t, cdim(dim), i > 0 and i - 1 or i) end
 function Tensor.squeeze(t, dim) return op1(C.ewb_squeeze, t, cdim(dim)) end
 function Tensor.unsqueeze(t, dim) return op1(C.ewb_unsqueeze, t, cdim(dim)) end
+-- t:split(size, dim): pieces of `size` along dim (the last may be shorter);
+-- t:split({s1, s2, ...}, dim): pieces of exactly those sizes, which must add up
+-- to the dim's size. The pieces are views (narrow).
 function Tensor.split(t, size, dim)
   dim = dim or 1
   local n, parts, s = t:size(dim), {}, 1
+  if type(size) == "table" then
+    local total = 0
+    for i = 1, #size do
+      if type(size[i]) ~= "number" or size[i] < 0 then error("split: sizes must be numbers >= 0", 2) end
+      total = total + size[i]
+    end
+    if total ~= n then error("split: sizes add up to " .. total .. " but dim " .. dim .. " has size " .. n, 2) end
+    for i = 1, #size do
+      parts[i] = t:narrow(dim, s, size[i])
+      s = s + size[i]
+    end
+    return parts
+  end
+  if type(size) ~= "number" or size < 1 then error("split: size must be a number >= 1, got " .. tostring(size), 2) end
   while s <= n do
     local len = math.min(size, n - s + 1)
     parts[#parts + 1] = t:narrow(dim, s, len)
@@ -334,15 +351,28 @@ function Tensor.split(t, size, dim)
   end
   return parts
 end
-function Tensor.chunk(t, k, dim) return t:split(math.ceil(t:size(dim or 1) / k), dim) end
+-- t:chunk(k, dim): at most k pieces of ceil(n / k) along dim, as torch.chunk
+function Tensor.chunk(t, k, dim)
+  if type(k) ~= "number" or k < 1 then error("chunk: the number of chunks must be >= 1, got " .. tostring(k), 2) end
+  local n = t:size(dim or 1)
+  if n == 0 then return { t:narrow(dim or 1, 1, 0) } end
+  return t:split(math.ceil(n / k), dim)
+end
 
-local function tensor_array(list)
+local function tensor_array(list, op)
+  op = op or "tensor list"
+  if type(list) ~= "table" or #list == 0 then error(op .. ": expected a non-empty list of tensors", 3) end
   local arr = ffi.new("ewb_tensor*[?]", #list)
-  for i = 1, #list do arr[i - 1] = list[i].ptr end
+  for i = 1, #list do
+    if not is_tensor(list[i]) then error(op .. ": element " .. i .. " of the list is a " .. type(list[i]) .. ", not a tensor", 3) end
+    arr[i - 1] = list[i].ptr
+  end
   return arr
 end
-function M.cat(list, dim) return op1(C.ewb_cat, #list, tensor_array(list), cdim(dim or 1)) end
-function M.stack(list, dim) return op1(C.ewb_stack, #list, tensor_array(list), cdim(dim or 1)) end
+-- the list stays referenced by the caller for the duration of the call, so
+-- the raw pointers in arr remain valid
+function M.cat(list, dim) return op1(C.ewb_cat, #list, tensor_array(list, "cat"), cdim(dim or 1)) end
+function M.stack(list, dim) return op1(C.ewb_stack, #list, tensor_array(list, "stack"), cdim(dim or 1)) end
 
 ------------------------------------------------------------------ metatype
 local function fmt(v) return string.format("%.4g", v) end

@@ -1,0 +1,319 @@
+/* attention.c: scaled dot-product attention, forward and backward.
+ *
+ *   S = scale · Q Kᵀ            (…,T,S)   oneDNN matmul, Kᵀ a stride swap
+ *   P = masked softmax(S)       (…,T,S)   fused C loop, saved for backward
+ *   O = P V                     (…,T,Dv)  oneDNN matmul
+ * Masking: key s is visible to query t when mask[…,t,s] is 1 (mask is bool,
+ * broadcastable to (…,T,S), e.g. a key-padding mask (B,1,1,S)) and, with
+ * causal, s <= t (top-left aligned, as torch's is_causal); both combine.
+ * A query that sees no key gets P = 0, so O = 0 and no gradient (no NaN).
+ * Backward, every product on oneDNN with transposes as strides:
+ *   dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),
+ *   dQ = scale · dS K,  dK = scale · dSᵀ Q.
+ * Batch dims of q, k and v broadcast. ewb_sdpa_ref (attention.h) is the
+ * naive twin used by the tests. */
+#include "attention.h"
+#include "matmul.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* view of t with its last two dims swapped (no copy, no autograd) */
+static ewb_tensor *t_last2(const ewb_tensor *t) {
+    ewb_tensor *v = ewb_alias(t);
+    if (!v) return NULL;
+    int n = t->ndim;
+    v->shape[n - 2] = t->shape[n - 1]; v->shape[n - 1] = t->shape[n - 2];
+    v->stride[n - 2] = t->stride[n - 1]; v->stride[n - 1] = t->stride[n - 2];
+    return v;
+}
+
+/* dst (gradient of an operand, maybe with broadcast batch dims) += x @ y,
+   where x @ y has the batch shape of `full` (nd dims) */
+static int mm_accumulate(ewb_tensor *dst, const ewb_tensor *x, const ewb_tensor *y, int nd, const int64_t *full) {
+    int direct = dst->ndim == nd;
+    for (int i = 0; direct && i < nd - 2; i++) direct = dst->shape[i] == full[i];
+    if (direct) return ewb_mm_raw(x, y, dst, 1, NULL);
+    ewb_tensor *tmp = ewb_empty(EWB_DTYPE_F32, nd, full);
+    if (!tmp) return -1;
+    int rc = ewb_mm_raw(x, y, tmp, 0, NULL);
+    if (rc == 0) rc = ewb_accumulate_reduced(dst, tmp, 1.0);
+    ewb_tensor_free(tmp);
+    return rc;
+}
+
+/* p (B,T,S) raw scores q·k → softmax over the visible keys of scale·scores,
+   in place; rows with no visible key become 0. mask: NULL or a bool view
+   broadcast to (…,T,S) with nd dims whose batch dims are bshape. */
+static void masked_softmax(float *p, int64_t B, int64_t T, int64_t S, double scale, const ewb_tensor *mask, int nd,
+                           const int64_t *bshape, int causal) {
+    const uint8_t *m = mask ? (const uint8_t *)ewb_tensor_data(mask) : NULL;
+    int64_t mst = mask ? mask->stride[nd - 2] : 0, mss = mask ? mask->stride[nd - 1] : 0;
+    #pragma omp parallel for if (B * T * S > 1 << 14)
+    for (int64_t r = 0; r < B * T; r++) {
+        int64_t b = r / T, t = r % T, moff = 0;
+        if (m) {
+            int64_t rem = b;
+            for (int i = nd - 3; i >= 0; i--) { moff += (rem % bshape[i]) * mask->stride[i]; rem /= bshape[i]; }
+            moff += t * mst;
+        }
+        float *row = p + r * S;                      // (S)
+        int64_t last = causal ? (t < S - 1 ? t : S - 1) : S - 1; /* keys after `last` are hidden */
+        float mx = -INFINITY;
+        int any = 0;
+        for (int64_t s = 0; s <= last; s++)
+            if (!m || m[moff + s * mss]) { any = 1; if (row[s] > mx) mx = row[s]; }
+        if (!any) { memset(row, 0, sizeof(float) * (size_t)S); continue; }
+        float sc = (float)scale, off = sc * mx;
+        double sum = 0;
+        if (m) {
+            for (int64_t s = 0; s <= last; s++) {
+                float e = m[moff + s * mss] ? expf(sc * row[s] - off) : 0.0f;
+                row[s] = e;
+                sum += e;
+            }
+        } else {
+            for (int64_t s = 0; s <= last; s++) {
+                float e = expf(sc * row[s] - off);
+                row[s] = e;
+                sum += e;
+            }
+        }
+        for (int64_t s = last + 1; s < S; s++) row[s] = 0;
+        float inv = (float)(1.0 / sum);
+        for (int64_t s = 0; s <= last; s++) row[s] *= inv;
+    }
+}
+
+/* shapes: q (…,T,D), k (…,S,D), v (…,S,Dv); fills the broadcast batch shape
+   (nd-2 dims) followed by T, S in full */
+static int sdpa_shapes(ewb_tensor *q, ewb_tensor *k, ewb_tensor *v, ewb_tensor *mask, int *ndp, int64_t *full) {
+    const char *op = "sdpa";
+    EWB_TRY(ewb_check_f32(op, q));
+    EWB_TRY(ewb_check_f32(op, k));
+    EWB_TRY(ewb_check_f32(op, v));
+    if (q->ndim < 2 || k->ndim < 2 || v->ndim < 2)
+        return ewb_error("%s: q, k and v need at least 2 dims (…,T,D), got %s, %s, %s", op, ewb_s(q), ewb_s(k), ewb_s(v));
+    int64_t D = q->shape[q->ndim - 1];
+    if (k->shape[k->ndim - 1] != D)
+        return ewb_error("%s: q %s and k %s differ in the last (head) dim", op, ewb_s(q), ewb_s(k));
+    if (k->shape[k->ndim - 2] != v->shape[v->ndim - 2])
+        return ewb_error("%s: k %s and v %s differ in the number of keys (dim -2)", op, ewb_s(k), ewb_s(v));
+    if (D == 0) return ewb_error("%s: head dim of q %s is 0", op, ewb_s(q));
+    int nd = q->ndim;
+    if (k->ndim > nd) nd = k->ndim;
+    if (v->ndim > nd) nd = v->ndim;
+    const ewb_tensor *ts[3] = {q, k, v};
+    for (int i = 0; i < nd - 2; i++) {
+        full[i] = 1;
+        for (int j = 0; j < 3; j++) {
+            int d = i - (nd - ts[j]->ndim);
+            int64_t sz = d >= 0 ? ts[j]->shape[d] : 1;
+            if (sz != 1 && full[i] != 1 && sz != full[i])
+                return ewb_error("%s: batch dims of q %s, k %s, v %s do not broadcast", op, ewb_s(q), ewb_s(k), ewb_s(v));
+            if (sz != 1) full[i] = sz;
+        }
+    }
+    full[nd - 2] = q->shape[q->ndim - 2];
+    full[nd - 1] = k->shape[k->ndim - 2];
+    if (mask) {
+        EWB_TRY(ewb_check_alive(op, mask));
+        if (mask->dtype != EWB_DTYPE_BOOL)
+            return ewb_error("%s: mask must be bool (1 = may attend), got %s", op, ewb_s(mask));
+        ewb_tensor *mv = ewb_broadcast_view(mask, nd, full);
+        if (!mv) {
+            char buf[160];
+            int len = snprintf(buf, sizeof buf, "[");
+            for (int i = 0; i < nd; i++) len += snprintf(buf + len, sizeof buf - len, i ? ",%lld" : "%lld", (long long)full[i]);
+            snprintf(buf + len, sizeof buf - len, "]");
+            return ewb_error("%s: mask %s does not broadcast to the scores (…,T,S) = %s", op, ewb_s(mask), buf);
+        }
+        ewb_tensor_free(mv);
+    }
+    *ndp = nd;
+    return 0;
+}
+
+static int sdpa_backward(ewb_node *n) {
+    ewb_tensor *q = n->saved[0], *k = n->saved[1], *v = n->saved[2], *P = n->saved[3]; // P (…,T,S)
+    ewb_tensor *g = n->gout;                                                            // (…,T,Dv)
+    ewb_tensor *gq = ewb_grad_slot(n, 0), *gk = ewb_grad_slot(n, 1), *gv = ewb_grad_slot(n, 2);
+    int nd = P->ndim;
+    int64_t T = P->shape[nd - 2], S = P->shape[nd - 1], Dv = g->shape[nd - 1], D = q->shape[q->ndim - 1];
+    double scale = n->farg[0];
+    if (ewb_tensor_numel(P) == 0 || Dv == 0) return 0;
+    int64_t full[EWB_MAX_DIMS];
+    memcpy(full, P->shape, sizeof full);
+    int rc = 0;
+    if (gv) { /* (…,S,Dv) += Pᵀ (…,S,T) @ dO (…,T,Dv) */
+        ewb_tensor *pt = t_last2(P);
+        full[nd - 2] = S; full[nd - 1] = Dv;
+        rc = pt ? mm_accumulate(gv, pt, g, nd, full) : -1;
+        ewb_tensor_free(pt);
+    }
+    if (rc || (!gq && !gk)) return rc;
+    ewb_tensor *dP = ewb_empty(EWB_DTYPE_F32, nd, P->shape), *vt = t_last2(v); // (…,T,S), (…,Dv,S)
+    if (!dP || !vt) { ewb_tensor_free(dP); ewb_tensor_free(vt); return -1; }
+    rc = ewb_mm_raw(g, vt, dP, 0, NULL); /* dP = dO Vᵀ */
+    ewb_tensor_free(vt);
+    if (rc == 0) { /* dS = scale · P ⊙ (dP − rowsum(dP ⊙ P)), in place in dP */
+        float *dp = ewb_f32(dP);
+        const float *p = ewb_f32(P);
+        int64_t rows = ewb_tensor_numel(P) / S;
+        #pragma omp parallel for if (rows * S > 1 << 15)
+        for (int64_t r = 0; r < rows; r++) {
+            float *d = dp + r * S;
+            const float *pr = p + r * S;
+            double dot = 0;
+            for (int64_t s = 0; s < S; s++) dot += (double)d[s] * pr[s];
+            for (int64_t s = 0; s < S; s++) d[s] = (float)(scale * pr[s] * (d[s] - dot));
+        }
+    }
+    if (rc == 0 && gq) { /* (…,T,D) += dS (…,T,S) @ K (…,S,D) */
+        full[nd - 2] = T; full[nd - 1] = D;
+        rc = mm_accumulate(gq, dP, k, nd, full);
+    }
+    if (rc == 0 && gk) { /* (…,S,D) += dSᵀ (…,S,T) @ Q (…,T,D) */
+        ewb_tensor *dst = t_last2(dP);
+        full[nd - 2] = S; full[nd - 1] = D;
+        rc = dst ? mm_accumulate(gk, dst, q, nd, full) : -1;
+        ewb_tensor_free(dst);
+    }
+    ewb_tensor_free(dP);
+    return rc;
+}
+
+int ewb_sdpa(ewb_tensor *q, ewb_tensor *k, ewb_tensor *v, ewb_tensor *mask, int causal, double scale, ewb_tensor **out) {
+    const char *op = "sdpa";
+    int nd = 0;
+    int64_t full[EWB_MAX_DIMS]; // (…, T, S)
+    EWB_TRY(sdpa_shapes(q, k, v, mask, &nd, full));
+    int64_t D = q->shape[q->ndim - 1], Dv = v->shape[v->ndim - 1], T = full[nd - 2], S = full[nd - 1];
+    if (!(scale > 0)) scale = 1 / sqrt((double)D);
+    int64_t oshape[EWB_MAX_DIMS];
+    memcpy(oshape, full, sizeof oshape);
+    oshape[nd - 1] = Dv;
+    ewb_tensor *P = ewb_empty(EWB_DTYPE_F32, nd, full), *o = ewb_empty(EWB_DTYPE_F32, nd, oshape);
+    ewb_tensor *kt = t_last2(k), *mv = mask ? ewb_broadcast_view(mask, nd, full) : NULL; // (…,D,S)
+    int rc = P && o && kt && (!mask || mv) ? 0 : -1;
+    int64_t B = ewb_shape_numel(nd - 2, full);
+    if (rc == 0 && ewb_tensor_numel(P) > 0) {
+        rc = ewb_mm_raw(q, kt, P, 0, NULL);
+        if (rc == 0) masked_softmax(ewb_f32(P), B, T, S, scale, mv, nd, full, causal);
+    }
+    if (rc == 0 && ewb_tensor_numel(o) > 0) {
+        if (S == 0) memset(ewb_f32(o), 0, sizeof(float) * (size_t)ewb_tensor_numel(o));
+        else rc = ewb_mm_raw(P, v, o, 0, NULL);
+    }
+    ewb_tensor *ins[3] = {q, k, v};
+    ewb_node *n = rc ? NULL : ewb_record(op, sdpa_backward, 3, ins, o);
+    if (n) {
+        ewb_save(n, 0, q);
+        ewb_save(n, 1, k);
+        ewb_save(n, 2, v);
+        ewb_save(n, 3, P);
+        n->farg[0] = scale;
+    }
+    ewb_tensor_free(P);
+    ewb_tensor_free(kt);
+    ewb_tensor_free(mv);
+    return ewb_finish(op, o, rc, out);
+}
+
+/* ---------------- naive reference twin ---------------- */
+/* element offset of t at a full index (nd dims, t left-padded; size-1 dims repeat) */
+static int64_t ref_off(const ewb_tensor *t, int nd, const int64_t *idx) {
+    int64_t off = 0;
+    for (int i = 0; i < t->ndim; i++) {
+        int j = i + nd - t->ndim;
+        if (t->shape[i] != 1) off += idx[j] * t->stride[i];
+    }
+    return off;
+}
+
+static int ref_run(const ewb_tensor *q, const ewb_tensor *k, const ewb_tensor *v, const ewb_tensor *mask, int causal,
+                   double scale, ewb_tensor *out, const ewb_tensor *gout, ewb_tensor *gq, ewb_tensor *gk, ewb_tensor *gv) {
+    const ewb_tensor *shp = out ? out : gout; // (…,T,Dv)
+    int nd = shp->ndim;
+    int64_t T = q->shape[q->ndim - 2], S = k->shape[k->ndim - 2], D = q->shape[q->ndim - 1], Dv = v->shape[v->ndim - 1];
+    int64_t B = ewb_shape_numel(nd - 2, shp->shape);
+    const float *Q = ewb_f32(q), *K = ewb_f32(k), *V = ewb_f32(v);
+    const uint8_t *M = mask ? (const uint8_t *)ewb_tensor_data(mask) : NULL;
+    double *p = malloc(sizeof(double) * (size_t)(S ? S : 1)), *dp = malloc(sizeof(double) * (size_t)(S ? S : 1));
+    if (!p || !dp) { free(p); free(dp); return ewb_error("sdpa_ref: out of memory"); }
+    int64_t idx[EWB_MAX_DIMS] = {0}; /* (batch…, row, col) */
+    for (int64_t b = 0; b < B; b++) {
+        int64_t rem = b;
+        for (int i = nd - 3; i >= 0; i--) { idx[i] = rem % shp->shape[i]; rem /= shp->shape[i]; }
+        for (int64_t t = 0; t < T; t++) {
+            double mx = -INFINITY;
+            for (int64_t s = 0; s < S; s++) {
+                idx[nd - 2] = t; idx[nd - 1] = s;
+                int vis = (!M || M[ref_off(mask, nd, idx)]) && (!causal || s <= t);
+                double acc = 0;
+                for (int64_t d = 0; d < D; d++) {
+                    idx[nd - 2] = t; idx[nd - 1] = d;
+                    double qv = Q[ref_off(q, nd, idx)];
+                    idx[nd - 2] = s;
+                    acc += qv * K[ref_off(k, nd, idx)];
+                }
+                p[s] = vis ? scale * acc : -INFINITY;
+                if (p[s] > mx) mx = p[s];
+            }
+            double sum = 0;
+            for (int64_t s = 0; s < S; s++) { p[s] = mx == -INFINITY ? 0 : exp(p[s] - mx); sum += p[s]; }
+            for (int64_t s = 0; s < S; s++) p[s] = sum > 0 ? p[s] / sum : 0;
+            if (out) {
+                for (int64_t e = 0; e < Dv; e++) {
+                    double acc = 0;
+                    for (int64_t s = 0; s < S; s++) {
+                        idx[nd - 2] = s; idx[nd - 1] = e;
+                        acc += p[s] * V[ref_off(v, nd, idx)];
+                    }
+                    idx[nd - 2] = t;
+                    ewb_f32(out)[ref_off(out, nd, idx)] = (float)acc;
+                }
+                continue;
+            }
+            const float *G = ewb_f32(gout);
+            double dot = 0;
+            for (int64_t s = 0; s < S; s++) {
+                double acc = 0;
+                for (int64_t e = 0; e < Dv; e++) {
+                    idx[nd - 2] = t; idx[nd - 1] = e;
+                    double gval = G[ref_off(gout, nd, idx)];
+                    idx[nd - 2] = s;
+                    acc += gval * V[ref_off(v, nd, idx)];
+                    if (gv) ewb_f32(gv)[ref_off(gv, nd, idx)] += (float)(p[s] * gval);
+                }
+                dp[s] = acc;
+                dot += acc * p[s];
+            }
+            for (int64_t s = 0; s < S; s++) {
+                double ds = scale * p[s] * (dp[s] - dot);
+                for (int64_t d = 0; d < D; d++) {
+                    idx[nd - 2] = t; idx[nd - 1] = d;
+                    int64_t qo = ref_off(q, nd, idx);
+                    idx[nd - 2] = s;
+                    int64_t ko = ref_off(k, nd, idx);
+                    if (gq) { idx[nd - 2] = t; ewb_f32(gq)[ref_off(gq, nd, idx)] += (float)(ds * K[ko]); idx[nd - 2] = s; }
+                    if (gk) ewb_f32(gk)[ref_off(gk, nd, idx)] += (float)(ds * Q[qo]);
+                }
+            }
+        }
+    }
+    free(p);
+    free(dp);
+    return 0;
+}
+
+int ewb_sdpa_ref(const ewb_tensor *q, const ewb_tensor *k, const ewb_tensor *v, const ewb_tensor *mask, int causal,
+                 double scale, ewb_tensor *out) {
+    return ref_run(q, k, v, mask, causal, scale, out, NULL, NULL, NULL, NULL);
+}
+
+int ewb_sdpa_ref_backward(const ewb_tensor *q, const ewb_tensor *k, const ewb_tensor *v, const ewb_tensor *mask,
+                          int causal, double scale, const ewb_tensor *gout, ewb_tensor *gq, ewb_tensor *gk,
+                          ewb_tensor *gv) {
+    return ref_run(q, k, v, mask, causal, scale, NULL, gout, gq, gk, gv);
+}
