@@ -4,7 +4,7 @@ See README.md for a tour. ]]
 local M = require "ecgwb.ops"
 
 local submodules = { nn = true, optim = true, data = true, loop = true, rag = true, metrics = true,
-  plot = true, notebook = true, models = true, h5 = true }
+  plot = true, notebook = true, models = true, h5 = true, sim = true }
 
 return setmetatable(M, {
   __index = function(t, k)

@@ -40,17 +40,22 @@ scalar_or_tensor("mul",
 scalar_or_tensor("div",
   function(a, s) return op1(C.ewb_mul_scalar, a, 1 / s) end,
   function(s, b) return op1(C.ewb_rdiv_scalar, b, s) end)
-both("maximum", function(a, b) return op1(C.ewb_maximum, a, ensure(b, a)) end)
-both("minimum", function(a, b) return op1(C.ewb_minimum, a, ensure(b, a)) end)
+-- either argument may be a number (it takes the other's dtype)
+local function tensors2(a, b) return ensure(a, is_tensor(b) and b or nil), ensure(b, is_tensor(a) and a or nil) end
+both("maximum", function(a, b) a, b = tensors2(a, b); return op1(C.ewb_maximum, a, b) end)
+both("minimum", function(a, b) a, b = tensors2(a, b); return op1(C.ewb_minimum, a, b) end)
 both("pow", function(a, p)
   if type(p) ~= "number" then error("pow: the exponent must be a number", 2) end
   return op1(C.ewb_pow, a, p)
 end)
 
+-- comparisons give bool tensors (Lua's own < and == cannot return tensors)
 local CMP = { eq = 0, ne = 1, lt = 2, le = 3, gt = 4, ge = 5 }
+local FLIP = { [0] = 0, 1, 4, 5, 2, 3 } -- s < t is t > s
 for name, code in pairs(CMP) do
   both(name, function(a, b)
     if type(b) == "number" then return op1(C.ewb_compare_scalar, a, b, code) end
+    if type(a) == "number" then return op1(C.ewb_compare_scalar, b, a, FLIP[code]) end
     return op1(C.ewb_compare, a, b, code)
   end)
 end
@@ -107,18 +112,35 @@ both("logsumexp", function(a, dim, keepdim) return op1(C.ewb_logsumexp, a, cdim(
 ------------------------------------------------------------------ linear algebra, conv
 both("matmul", function(a, b) return op1(C.ewb_matmul, a, b) end)
 M.linear = function(x, w, b) return op1(C.ewb_linear, x, w, b) end
--- opts: stride, padding, dilation, groups (and output_padding for transposed)
-M.conv1d = function(x, w, b, o)
+-- wb.conv1d(x, w[, b][, opts]): x (B,Cin,L), w (Cout,Cin/groups,K), b (Cout) or nil;
+-- opts: stride, padding, dilation (1 = dense), groups, as torch.nn.functional.conv1d.
+-- wb.conv_transpose1d takes w (Cin,Cout/groups,K) and also opts.output_padding.
+local CONV_OPTS = { stride = true, padding = true, dilation = true, groups = true }
+local CONVT_OPTS = { stride = true, padding = true, dilation = true, groups = true, output_padding = true }
+local function conv_args(name, b, o, known)
+  if o == nil and type(b) == "table" then b, o = nil, b end -- wb.conv1d(x, w, {stride = 2})
   o = o or {}
+  for k, v in pairs(o) do
+    if not known[k] then error(name .. ": unknown option '" .. tostring(k) .. "'", 3) end
+    if type(v) ~= "number" or v ~= math.floor(v) then
+      error(name .. ": option " .. k .. " must be an integer, got " .. tostring(v), 3)
+    end
+  end
+  return b, o
+end
+M.conv1d = function(x, w, b, o)
+  b, o = conv_args("conv1d", b, o, CONV_OPTS)
   return op1(C.ewb_conv1d, x, w, b, o.stride or 1, o.padding or 0, o.dilation or 1, o.groups or 1)
 end
 M.conv_transpose1d = function(x, w, b, o)
-  o = o or {}
+  b, o = conv_args("conv_transpose1d", b, o, CONVT_OPTS)
   return op1(C.ewb_conv_transpose1d, x, w, b, o.stride or 1, o.padding or 0, o.output_padding or 0,
     o.dilation or 1, o.groups or 1)
 end
 
 ------------------------------------------------------------------ normalisation
+-- weight and bias may be nil; layer_norm and rms_norm act on the last dim,
+-- group_norm on x (B,C,...) with C divisible by groups
 M.layer_norm = function(x, w, b, eps) return op1(C.ewb_layer_norm, x, w, b, eps or 1e-5) end
 M.group_norm = function(x, groups, w, b, eps) return op1(C.ewb_group_norm, x, groups, w, b, eps or 1e-5) end
 M.rms_norm = function(x, w, eps) return op1(C.ewb_rms_norm, x, w, eps or 1e-6) end
