@@ -56,6 +56,7 @@ int ewb_mem_pressure(void);         /* 1 once per EWB GC threshold of bytes allo
 void ewb_mem_set_threshold(int64_t bytes);
 int ewb_num_threads(void);
 void ewb_set_num_threads(int n);
+double ewb_now(void);               /* monotonic wall-clock seconds */
 const char *ewb_api_header(void);   /* the text of this header (for ffi.cdef) */
 
 /* ---- tensor lifetime and metadata ---- */

@@ -57,12 +57,14 @@ static int view_strides(const ewb_tensor *t, int ndim, const int64_t *shape, int
         ewb_contiguous_strides(ndim, shape, stride);
         return 0;
     }
+    /* walk t's dims from the innermost, in chunks of dims that are
+       contiguous with each other; chunk is the stride of a chunk's innermost
+       dim (torch's computeStride) */
     int view_d = ndim - 1;
-    int64_t chunk = 1, tensor_numel = 1;
+    int64_t chunk = t->stride[t->ndim - 1], tensor_numel = 1;
     for (int d = t->ndim - 1; d >= 0; d--) {
         tensor_numel *= t->shape[d];
-        if (d == 0 || (t->shape[d - 1] != 1 && t->stride[d - 1] != tensor_numel * t->stride[d])) {
-            chunk = t->stride[d];
+        if (d == 0 || (t->shape[d - 1] != 1 && t->stride[d - 1] != tensor_numel * chunk)) {
             int64_t view_numel = 1;
             while (view_d >= 0 && (view_numel < tensor_numel || shape[view_d] == 1)) {
                 stride[view_d] = view_numel * chunk;
@@ -70,7 +72,7 @@ static int view_strides(const ewb_tensor *t, int ndim, const int64_t *shape, int
                 view_d--;
             }
             if (view_numel != tensor_numel) return -1;
-            if (d > 0) tensor_numel = 1;
+            if (d > 0) { chunk = t->stride[d - 1]; tensor_numel = 1; }
         }
     }
     return view_d == -1 ? 0 : -1;

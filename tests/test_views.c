@@ -91,6 +91,24 @@ int main(void) {
     e = gradcheck("strided slice", f_slice, 1, in2, NULL, 1e-2, 1e-2);
     CHECK(e < 1e-3, "slice gradcheck %g", e);
     ewb_tensor_free(in2[0]);
+    /* view of a narrowed (non-contiguous) tensor: the chunk of dims 1..2
+       has base stride 6, so (2,3,2) strides (18,6,1) view as (2,3,1,2)
+       with strides (18,6,2,1) */
+    {
+        int64_t s6[3] = {2, 3, 6}, s4[4] = {2, 3, 1, 2};
+        ewb_tensor *y = T(3, s6), *n, *w;
+        OK(ewb_narrow(y, 2, 0, 2, &n));
+        OK(ewb_view(n, 4, s4, &w));
+        CHECK(w->stride[0] == 18 && w->stride[1] == 6 && w->stride[2] == 2 && w->stride[3] == 1,
+              "view of a narrowed tensor: strides %lld,%lld,%lld,%lld", (long long)w->stride[0],
+              (long long)w->stride[1], (long long)w->stride[2], (long long)w->stride[3]);
+        int64_t iw[4] = {1, 2, 0, 1}, iy[3] = {1, 2, 1};
+        double vw = 0, vy = 1;
+        OK(ewb_tensor_get(w, iw, &vw));
+        OK(ewb_tensor_get(y, iy, &vy));
+        CHECK(vw == vy, "view of a narrowed tensor reads %g, expected %g", vw, vy);
+        ewb_tensor_free(w); ewb_tensor_free(n); ewb_tensor_free(y);
+    }
     ewb_tensor_free(v);
     ewb_tensor_free(x);
     CHECK(ewb_mem_current() == 0, "all memory released (%lld live)", (long long)ewb_mem_current());

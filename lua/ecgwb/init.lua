@@ -3,8 +3,9 @@
 See README.md for a tour. ]]
 local M = require "ecgwb.ops"
 
-local submodules = { nn = true, optim = true, data = true, loop = true, rag = true, metrics = true,
-  plot = true, notebook = true, models = true, h5 = true, sim = true }
+local submodules = { nn = true, optim = true, h5 = true, sim = true }
+-- top-level functions that live in a submodule
+local lazy_functions = { save_state_dict = "h5", load_state_dict = "h5" }
 
 return setmetatable(M, {
   __index = function(t, k)
@@ -12,6 +13,11 @@ return setmetatable(M, {
       local mod = require("ecgwb." .. k)
       rawset(t, k, mod)
       return mod
+    end
+    if lazy_functions[k] then
+      local f = t[lazy_functions[k]][k]
+      rawset(t, k, f)
+      return f
     end
     error("ecgwb has no field '" .. tostring(k) .. "'", 2)
   end,

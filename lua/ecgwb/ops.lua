@@ -201,6 +201,8 @@ function M.memory()
   return { current = tonumber(C.ewb_mem_current()), peak = tonumber(C.ewb_mem_peak()) }
 end
 function M.reset_peak_memory() C.ewb_mem_reset_peak() end
+-- monotonic wall-clock seconds (os.clock counts CPU time of all threads)
+function M.now() return C.ewb_now() end
 function M.num_threads(n)
   if n then C.ewb_set_num_threads(n) end
   return C.ewb_num_threads()

@@ -270,10 +270,13 @@ end
 function M.no_grad(fn, ...)
   local prev = C.ewb_grad_enabled()
   C.ewb_set_grad_enabled(0)
-  local res = table.pack and table.pack(pcall(fn, ...)) or { n = select("#", pcall(fn, ...)), pcall(fn, ...) }
-  C.ewb_set_grad_enabled(prev)
-  if not res[1] then error(res[2], 0) end
-  return unpack(res, 2, res.n)
+  -- fn runs exactly once (LuaJIT has no table.pack)
+  local function finish(ok, ...)
+    C.ewb_set_grad_enabled(prev)
+    if not ok then error((...), 0) end
+    return ...
+  end
+  return finish(pcall(fn, ...))
 end
 function M.set_anomaly(flag) C.ewb_set_anomaly(flag and 1 or 0) end
 function M.grad_enabled() return C.ewb_grad_enabled() ~= 0 end
