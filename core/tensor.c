@@ -326,6 +326,74 @@ int ewb_fill_(ewb_tensor *t, double v) {
     return 0;
 }
 
+/* A pair of equally shaped f32 views (dst, src) as rows for the strided
+   paths of copy_ and add_: size-1 dims dropped, neighbouring dims that are
+   contiguous with each other in both views merged, the last dim kept as the
+   inner loop. Rows are independent, so they run in parallel, unless dst
+   repeats elements (a stride-0 dim: an expanded gradient must be summed in
+   order). */
+typedef struct {
+    int nd;                          /* dims after collapsing; the last is the row */
+    int64_t shape[EWB_MAX_DIMS];
+    int64_t dst[EWB_MAX_DIMS], src[EWB_MAX_DIMS];
+    int serial;
+} rows2;
+
+static void rows2_init(rows2 *r, const ewb_tensor *d, const ewb_tensor *s) {
+    r->nd = 0;
+    r->serial = 0;
+    for (int i = 0; i < d->ndim; i++) {
+        if (d->shape[i] == 1) continue;
+        if (d->stride[i] == 0) r->serial = 1;
+        int k = r->nd - 1;
+        if (k >= 0 && r->dst[k] == d->shape[i] * d->stride[i] && r->src[k] == d->shape[i] * s->stride[i]) {
+            r->shape[k] *= d->shape[i];
+            r->dst[k] = d->stride[i];
+            r->src[k] = s->stride[i];
+            continue;
+        }
+        r->shape[r->nd] = d->shape[i];
+        r->dst[r->nd] = d->stride[i];
+        r->src[r->nd] = s->stride[i];
+        r->nd++;
+    }
+    if (r->nd == 0) { r->nd = 1; r->shape[0] = 1; r->dst[0] = r->src[0] = 0; }
+}
+
+/* element offsets of the start of row `row` */
+static void rows2_offsets(const rows2 *r, int64_t row, int64_t *doff, int64_t *soff) {
+    int64_t dd = 0, ss = 0;
+    for (int k = r->nd - 2; k >= 0; k--) {
+        int64_t i = row % r->shape[k];
+        row /= r->shape[k];
+        dd += i * r->dst[k];
+        ss += i * r->src[k];
+    }
+    *doff = dd;
+    *soff = ss;
+}
+
+/* d (strided) = or += a * s (strided), f32 */
+static void rows2_run(const rows2 *r, float *d, const float *s, float a, int accumulate) {
+    int64_t L = r->shape[r->nd - 1], ds = r->dst[r->nd - 1], ss = r->src[r->nd - 1];
+    int64_t nrows = ewb_shape_numel(r->nd - 1, r->shape);
+    #pragma omp parallel for if (!r->serial && nrows * L > 1 << 16)
+    for (int64_t row = 0; row < nrows; row++) {
+        int64_t doff, soff;
+        rows2_offsets(r, row, &doff, &soff);
+        float *dp = d + doff;
+        const float *sp = s + soff;
+        if (!accumulate) {
+            if (ds == 1 && ss == 1) memcpy(dp, sp, sizeof(float) * (size_t)L);
+            else for (int64_t i = 0; i < L; i++) dp[i * ds] = sp[i * ss];
+        } else if (ds == 1 && ss == 1) {
+            for (int64_t i = 0; i < L; i++) dp[i] += a * sp[i];
+        } else {
+            for (int64_t i = 0; i < L; i++) dp[i * ds] += a * sp[i * ss];
+        }
+    }
+}
+
 /* dst[i] = src[i] (src broadcast to dst), any dtypes, any strides */
 int ewb_copy_(ewb_tensor *dst, const ewb_tensor *src) {
     EWB_TRY(ewb_check_alive("copy_", dst));
@@ -336,6 +404,13 @@ int ewb_copy_(ewb_tensor *dst, const ewb_tensor *src) {
     size_t des = ewb_dtype_size(dst->dtype), ses = ewb_dtype_size(s->dtype);
     if (dst->dtype == s->dtype && ewb_tensor_is_contiguous(dst) && ewb_tensor_is_contiguous(s)) {
         memmove(ewb_tensor_data(dst), ewb_tensor_data(s), (size_t)n * des);
+        ewb_tensor_free(s);
+        return 0;
+    }
+    if (dst->dtype == EWB_DTYPE_F32 && s->dtype == EWB_DTYPE_F32) {
+        rows2 r;
+        rows2_init(&r, dst, s);
+        rows2_run(&r, ewb_f32(dst), ewb_f32(s), 1.0f, 0);
         ewb_tensor_free(s);
         return 0;
     }
@@ -380,17 +455,9 @@ int ewb_add_(ewb_tensor *dst, const ewb_tensor *src, double alpha) {
         ewb_tensor_free(s);
         return 0;
     }
-    int64_t idx[EWB_MAX_DIMS] = {0}, doff = 0, soff = 0;
-    int nd = dst->ndim;
-    for (int64_t i = 0; i < n; i++) {
-        d[doff] += a * sp[soff];
-        for (int k = nd - 1; k >= 0; k--) {
-            if (++idx[k] < dst->shape[k]) { doff += dst->stride[k]; soff += s->stride[k]; break; }
-            doff -= (dst->shape[k] - 1) * dst->stride[k];
-            soff -= (dst->shape[k] - 1) * s->stride[k];
-            idx[k] = 0;
-        }
-    }
+    rows2 r;
+    rows2_init(&r, dst, s);
+    rows2_run(&r, d, sp, a, 1);
     ewb_tensor_free(s);
     return 0;
 }

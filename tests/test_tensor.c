@@ -57,6 +57,61 @@ int main(void) {
     OK(ewb_tensor_get(dst, j, &v));
     CHECK(v == 6, "strided copy: dst[2][1] = %g", v);
 
+    /* strided copy_ and add_ over many rows (the parallel row path), checked
+       element by element against ewb_tensor_get: a permuted 4-d source into
+       a contiguous dst, then added into a narrowed (offset, strided) dst */
+    {
+        int64_t s4[4] = {3, 40, 6, 70}, p4[4] = {3, 6, 40, 70}, big4[4] = {3, 6, 40, 90};
+        int perm[4] = {0, 2, 1, 3};
+        ewb_tensor *src4, *srcp, *c4, *base, *nar;
+        OK(ewb_randn(&src4, 4, s4));
+        OK(ewb_permute(src4, perm, &srcp));        /* (3,6,40,70) strided view */
+        OK(ewb_tensor_new(&c4, EWB_DTYPE_F32, 4, p4));
+        OK(ewb_copy_(c4, srcp));
+        OK(ewb_randn(&base, 4, big4));
+        OK(ewb_narrow(base, 3, 10, 70, &nar));     /* (3,6,40,70) at offset 10, row stride 90 */
+        ewb_tensor *before;
+        OK(ewb_clone(base, &before));
+        OK(ewb_add_(nar, srcp, 0.5));
+        int bad_copy = 0, bad_add = 0;
+        int64_t ix[4], jx[4];
+        double a, b, c0;
+        for (ix[0] = 0; ix[0] < 3; ix[0]++)
+            for (ix[1] = 0; ix[1] < 6; ix[1]++)
+                for (ix[2] = 0; ix[2] < 40; ix[2]++)
+                    for (ix[3] = 0; ix[3] < 90; ix[3]++) {
+                        int in = ix[3] >= 10 && ix[3] < 80;
+                        jx[0] = ix[0]; jx[1] = ix[2]; jx[2] = ix[1]; jx[3] = ix[3] - 10; /* src4 index */
+                        ewb_tensor_get(base, ix, &b);
+                        ewb_tensor_get(before, ix, &c0);
+                        if (in) {
+                            ewb_tensor_get(src4, jx, &a);
+                            int64_t kx[4] = {ix[0], ix[1], ix[2], ix[3] - 10};
+                            double cv;
+                            ewb_tensor_get(c4, kx, &cv);
+                            bad_copy += cv != a;
+                            bad_add += fabs(b - (c0 + 0.5 * a)) > 1e-6;
+                        } else {
+                            bad_add += b != c0; /* outside the narrowed view: untouched */
+                        }
+                    }
+        CHECK(bad_copy == 0, "strided copy_: %d wrong elements", bad_copy);
+        CHECK(bad_add == 0, "strided add_ into a narrowed dst: %d wrong elements", bad_add);
+        /* an expanded (stride-0) dst sums every repeated source element */
+        int64_t one[2] = {1, 300}, rep[2] = {4000, 300};
+        ewb_tensor *acc, *accx, *ones;
+        OK(ewb_tensor_new(&acc, EWB_DTYPE_F32, 2, one));
+        OK(ewb_expand(acc, 2, rep, &accx));
+        OK(ewb_full(&ones, EWB_DTYPE_F32, 2, rep, 1.0));
+        OK(ewb_add_(accx, ones, 1.0));
+        int64_t k0[2] = {0, 0}, k1[2] = {0, 299};
+        ewb_tensor_get(acc, k0, &a);
+        ewb_tensor_get(acc, k1, &b);
+        CHECK(a == 4000 && b == 4000, "add_ into an expanded dst sums repeats: %g %g", a, b);
+        ewb_tensor *l4[] = {src4, srcp, c4, base, nar, before, acc, accx, ones};
+        for (size_t i = 0; i < sizeof l4 / sizeof *l4; i++) ewb_tensor_free(l4[i]);
+    }
+
     /* arange and full */
     ewb_tensor *ar;
     OK(ewb_arange(&ar, EWB_DTYPE_I64, 0, 10, 3));
