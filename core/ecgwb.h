@@ -242,6 +242,29 @@ int ewb_sim_ecg(const ewb_sim_config *cfg, ewb_tensor **ecg, ewb_tensor **rpeaks
 const char *ewb_lead_name(int i);
 /* ECGSYN's RR tachogram alone: n RR intervals (s) sampled at 1 Hz */
 int ewb_sim_rr(ewb_tensor **out, int64_t n, double hr_mean, double hr_std, double lf_hf, uint64_t seed);
+/* ---- WFDB records and annotations (core/wfdb.c) ---- */
+
+/* (end of WFDB) */
+
+/* ---- signal processing: filters, R peaks, delineation (core/signal.c) ---- */
+
+/* (end of signal processing) */
+
+/* ---- ECG datasets in HDF5 (core/dataset.c) ---- */
+
+/* (end of datasets) */
+
+/* ---- figures with cairo (core/plot.c) ---- */
+
+/* (end of figures) */
+
+/* ---- event loop, jobs, checkpoints (core/loop.c, core/checkpoint.c) ---- */
+
+/* (end of event loop) */
+
+/* ---- differentiable beat synthesiser (kernels/beat.c) ---- */
+
+/* (end of beat synthesiser) */
 /* ffi:end */
 
 #ifdef __cplusplus

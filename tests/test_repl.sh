@@ -179,6 +179,17 @@ kill -INT $pid
 wait $pid; rc=$?
 [ $rc = 1 ] || fail "interrupted script exits $rc"
 has "$tmp/err" interrupted || fail "interrupted script: $(cat "$tmp/err")"
+# a JIT-compiled training-style loop that calls ops stops at its next op
+"$ECGWB" -e 'local wb = require "ecgwb" local x = wb.randn(32, 32) print("go") io.stdout:flush()
+while true do x = (x:matmul(x) * 0.01):tanh() end' > "$tmp/out" 2> "$tmp/err" &
+pid=$!
+pids="$pids $pid"
+wait_for "$tmp/out" go || fail "the op loop did not start"
+sleep 0.5
+kill -INT $pid
+wait $pid; rc=$?
+[ $rc = 1 ] || fail "interrupted op loop exits $rc: $(cat "$tmp/err")"
+has "$tmp/err" interrupted || fail "interrupted op loop: $(cat "$tmp/err")"
 ok "Ctrl-C in scripts"
 
 # --- on a terminal: libedit, Ctrl-C at the prompt, Ctrl-D, history ---

@@ -3,13 +3,13 @@
 See README.md for a tour. ]]
 local M = require "ecgwb.ops"
 
-local submodules = { nn = true, optim = true, h5 = true, sim = true }
 -- top-level functions that live in a submodule
 local lazy_functions = { save_state_dict = "h5", load_state_dict = "h5" }
 
 return setmetatable(M, {
   __index = function(t, k)
-    if submodules[k] then
+    -- any lua/ecgwb/<k>.lua is a submodule: wb.nn, wb.optim, wb.h5, wb.sim, ...
+    if type(k) == "string" and k:match("^[%w_]+$") and package.searchpath("ecgwb." .. k, package.path) then
       local mod = require("ecgwb." .. k)
       rawset(t, k, mod)
       return mod
