@@ -7,6 +7,8 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 # tests are many tiny kernels; threads that sleep instead of spinning keep
 # them quick when the machine is shared
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+# the shared reference data (WFDB tools output) sits beside the repo
+export ECGWB_SHARED=${ECGWB_SHARED:-$(cd .. && pwd)/shared}
 if [ "${SAN:-0}" = 1 ]; then
     export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
     export LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0"
