@@ -790,10 +790,9 @@ static int read_locked(ewb_dataset *ds, int64_t start, int64_t count, ewb_tensor
         return -1;
     }
     if (ds->int16) {
-        float *p = ewb_f32(t);
-        float inv = (float)(1.0 / ds->gain);
+        float *p = ewb_f32(t); /* exact integers here; divided in double, rounded once */
         int64_t m = ewb_tensor_numel(t);
-        for (int64_t i = 0; i < m; i++) p[i] *= inv;
+        for (int64_t i = 0; i < m; i++) p[i] = (float)(p[i] / ds->gain);
     }
     *out = t;
     return 0;
