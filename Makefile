@@ -32,7 +32,7 @@ SH_TESTS = $(wildcard tests/test_*.sh)
 
 all: $(BUILD)/ecgwb $(BUILD)/libecgwb.a $(BUILD)/libecgwb.so
 
-$(BUILD)/%.o: %.c core/ecgwb.h core/internal.h $(wildcard kernels/*.h)
+$(BUILD)/%.o: %.c $(wildcard core/*.h) $(wildcard kernels/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
