@@ -271,13 +271,13 @@ static ewb_wfdb_header *make_header(int nsig, int fmt, double fs) {
 static void roundtrip(int fmt, int nsig, int64_t n) {
     int32_t lim = fmt == 16 ? 32767 : 2047;
     int64_t shape[2] = {nsig, n};
-    int32_t *v = malloc(sizeof(int32_t) * (size_t)(nsig * n));
+    int32_t *v = malloc(sizeof(int32_t) * (size_t)(nsig * n + 1));
     uint64_t s = 12345;
     for (int64_t i = 0; i < nsig * n; i++) {
         s = s * 6364136223846793005ULL + 1442695040888963407ULL;
         v[i] = (int32_t)((s >> 33) % (2 * (uint64_t)lim + 1)) - lim;
     }
-    v[0] = lim;
+    if (nsig * n > 0) v[0] = lim;
     if (nsig * n > 2) { v[1] = -lim; v[2] = EWB_WFDB_INVALID; }
     if (nsig * n > 7) v[nsig * n - 1] = EWB_WFDB_INVALID;
     ewb_tensor *t = NULL, *r = NULL;
