@@ -839,6 +839,11 @@ int ewb_wfdb_read(const char *record, const ewb_wfdb_read_opts *opts, ewb_tensor
         if (!cks) rc = ewb_error("wfdb_read: out of memory");
         for (int i = 0; cks && i < h->nsig; i++) cks[i] = -1;
         int whole = o.start == 0 && stop == h->nsamp;
+        /* frames no segment covers (a master nsamp beyond the segments') read invalid */
+        for (int64_t i = 0; i < h->nsig * n; i++) {
+            if (o.physical) ((float *)ewb_tensor_data(t))[i] = NAN;
+            else ((int32_t *)ewb_tensor_data(t))[i] = EWB_WFDB_INVALID;
+        }
         int64_t seg0 = 0;
         for (int g = 0; rc == 0 && g < h->nseg; g++) {
             const ewb_wfdb_segment *sg = &h->segs[g];

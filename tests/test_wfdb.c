@@ -515,6 +515,16 @@ static void test_multiseg(void) {
     }
     ewb_tensor_free(x);
     ewb_wfdb_header_free(h);
+    /* a master header longer than its segments: the rest is invalid */
+    write_text("long.hea", "long/1 2 250 8\nsa 6\n");
+    snprintf(rec, sizeof rec, "%s/long", TMP);
+    OK(ewb_wfdb_read(rec, &o, &x, NULL));
+    if (x) {
+        const int32_t *z = ewb_tensor_data(x);
+        CHECK(ewb_tensor_size(x, 1) == 8 && z[5] == 6 && z[6] == I && z[7] == I && z[8] == 10 && z[15] == I,
+              "frames past the last segment");
+    }
+    ewb_tensor_free(x);
     /* a fixed layout whose segment has the wrong number of signals */
     write_text("fixbad.hea", "fixbad/2 2 250\nsa 6\nsb 4\n");
     snprintf(rec, sizeof rec, "%s/fixbad", TMP);

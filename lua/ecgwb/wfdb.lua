@@ -158,8 +158,8 @@ function M.write(record, o)
     cp[i - 1] = ffi.cast("char*", keep[i])
   end
   h.ncomments, h.comments = #comments, cp
+  -- (the locals h, sigs, cp and keep anchor the memory h points to during the call)
   I.check(C.ewb_wfdb_write(record, h, x.ptr), 1)
-  return keep -- (anchors the comment strings until the call has returned)
 end
 
 -- annotations ---------------------------------------------------------------
