@@ -243,7 +243,81 @@ const char *ewb_lead_name(int i);
 /* ECGSYN's RR tachogram alone: n RR intervals (s) sampled at 1 Hz */
 int ewb_sim_rr(ewb_tensor **out, int64_t n, double hr_mean, double hr_std, double lf_hf, uint64_t seed);
 /* ---- WFDB records and annotations (core/wfdb.c) ---- */
-
+/* PhysioNet's WFDB format: a text header (record.hea) and binary signal files;
+   MIT annotation files (record.atr). Digital samples are i32; an invalid
+   sample (the format's invalid code, a null segment or a format-0 signal) is
+   EWB_WFDB_INVALID in digital output and NaN in physical output, where
+   physical = (digital - baseline) / gain in the signal's units. */
+enum {
+    EWB_WFDB_INVALID = -2147483647 - 1,
+    EWB_WFDB_LOWRES = 0,   /* one value per frame: the mean of a signal's samples in it (rdsamp's default) */
+    EWB_WFDB_HIGHRES = 1   /* max spf values per frame; slower signals repeat (rdsamp -H) */
+};
+typedef struct ewb_wfdb_signal {
+    char file[256];      /* signal file, relative to the header's folder; "~" for none */
+    int fmt;             /* 0 (null), 8, 16, 24, 32, 61, 80, 160, 212, 310, 311 */
+    int spf;             /* samples per frame (>= 1) */
+    int skew;            /* frames */
+    int64_t offset;      /* bytes before sample 0 in the file */
+    double gain;         /* ADC units per physical unit (200 when the header gives 0 or none) */
+    int baseline;        /* ADC units at physical zero */
+    char units[32];      /* "mV" unless given */
+    int adcres, adczero, initval;
+    int checksum;        /* as written; compared modulo 65536 */
+    int has_checksum;    /* the header gave one */
+    int blocksize;
+    char desc[128];      /* signal name */
+    int checksum_ok;     /* set by ewb_wfdb_read: 1 match, 0 mismatch, -1 not checked */
+} ewb_wfdb_signal;
+typedef struct ewb_wfdb_segment {
+    char name[128];      /* record name of the segment, "~" for a null segment */
+    int64_t nsamp;       /* frames (0 for a layout header) */
+} ewb_wfdb_segment;
+typedef struct ewb_wfdb_header {
+    char name[128];
+    int nsig;
+    double fs;           /* frames per second (Hz) */
+    double counter_freq; /* 0 if not given */
+    double base_counter;
+    int64_t nsamp;       /* frames; -1 if the header does not say */
+    char base_time[32], base_date[32];  /* as written, "" if absent */
+    int nseg;            /* 0: single segment */
+    ewb_wfdb_segment *segs;   /* (nseg) */
+    int variable_layout; /* multi-segment with a layout header (first segment of 0 frames) */
+    ewb_wfdb_signal *sigs;    /* (nsig): for multi-segment records the layout's or first segment's */
+    int ncomments;
+    char **comments;     /* without the leading '#' */
+} ewb_wfdb_header;
+typedef struct ewb_wfdb_read_opts {
+    int physical;        /* 1: f32 physical units; 0: i32 digital */
+    int mode;            /* EWB_WFDB_LOWRES or EWB_WFDB_HIGHRES */
+    int64_t start, stop; /* frames; stop <= 0 means the end */
+    int strict_checksum; /* 1: a checksum mismatch is an error (else only checksum_ok = 0) */
+} ewb_wfdb_read_opts;
+/* record: path without ".hea" (a trailing ".hea" is accepted) */
+int ewb_wfdb_header_read(const char *record, ewb_wfdb_header **out);
+void ewb_wfdb_header_free(ewb_wfdb_header *h);
+/* signal (nsig, n): n = frames (LOWRES) or frames * max spf (HIGHRES); opts may be NULL
+   (physical LOWRES, whole record); *hdr (may be NULL) receives the header with checksum_ok set */
+int ewb_wfdb_read(const char *record, const ewb_wfdb_read_opts *opts, ewb_tensor **signal,
+                  ewb_wfdb_header **hdr);
+/* writes record.hea and record.dat (all signals interleaved in h->sigs[0].fmt, 16 or 212;
+   spf 1, no skew). signal (nsig, n): i32 digital, or f32 physical (digital =
+   round(x * gain + baseline), NaN -> invalid). h->name, file, initval and checksum are
+   filled in by the writer; h->nsamp is ignored. */
+int ewb_wfdb_write(const char *record, const ewb_wfdb_header *h, const ewb_tensor *signal);
+typedef struct ewb_wfdb_annotation {
+    int64_t sample;
+    int type;            /* 1..49 (N = 1, V = 5, + = 28, ...) */
+    int subtype, chan, num;
+    int aux_len;         /* bytes of aux as stored (MIT files count a trailing NUL) */
+    char aux[256];       /* always NUL-terminated */
+} ewb_wfdb_annotation;
+int ewb_wfdb_rdann(const char *file, ewb_wfdb_annotation **out, int64_t *n); /* free with ewb_wfdb_ann_free */
+void ewb_wfdb_ann_free(ewb_wfdb_annotation *a);
+int ewb_wfdb_wrann(const char *file, const ewb_wfdb_annotation *a, int64_t n); /* sorted by sample (stable) */
+const char *ewb_wfdb_ann_symbol(int type);   /* "N", "+", ...; NULL if not a type */
+int ewb_wfdb_ann_code(const char *symbol);   /* -1 if unknown */
 /* (end of WFDB) */
 
 /* ---- signal processing: filters, R peaks, delineation (core/signal.c) ---- */
