@@ -405,14 +405,42 @@ static double *filtered_rows(const float *x, int64_t rows, int64_t n, const doub
     return out;
 }
 
-/* 0.5-40 Hz zero-phase band-pass (high-pass only when fs is too low): the
-   signal the R location and the delineation look at */
+/* the signal the R location and the delineation look at: each row less
+   its median-filter baseline (200 ms then 600 ms: this keeps the PR and ST
+   segments at zero, where a high-pass would shift them by the mean of the
+   waves), then a 40 Hz zero-phase low-pass (order 2; skipped below 100 Hz) */
 static double *clean_rows(const float *x, int64_t rows, int64_t n, double fs) {
     double sos[60];
+    int ns = 0;
+    if (fs > 100) ewb_butter_sos(2, EWB_BUTTER_LOWPASS, 40, 0, fs, sos, &ns);
+    int64_t w1 = (int64_t)(0.2 * fs) | 1, w2 = (int64_t)(0.6 * fs) | 1, pad = ns ? filtfilt_padlen(sos, ns) : 0;
+    double *out = malloc(sizeof(double) * (size_t)(rows * n));
+    double *a = malloc(sizeof(double) * (size_t)(4 * n + w2 + 2 * pad));
+    if (!out || !a) { free(out); free(a); return NULL; }
+    double *b = a + n, *c = b + n, *win = c + n, *ext = win + w2; /* ext: n + 2 pad */
+    for (int64_t r = 0; r < rows; r++) {
+        double *o = out + r * n;
+        for (int64_t t = 0; t < n; t++) a[t] = x[r * n + t];
+        running_median(a, n, w1, b, win);
+        running_median(b, n, w2, c, win);
+        for (int64_t t = 0; t < n; t++) o[t] = a[t] - c[t];
+        if (ns && n > pad) filtfilt_row(sos, ns, o, n, pad, ext);
+    }
+    free(a);
+    return out;
+}
+
+/* each row through a 40 Hz zero-phase low-pass (order 2; a copy below 100 Hz) */
+static double *lowpass_rows(const float *x, int64_t rows, int64_t n, double fs) {
+    double sos[60];
     int ns;
-    if (fs > 2 * 45) ewb_butter_sos(2, EWB_BUTTER_BANDPASS, 0.5, 40, fs, sos, &ns);
-    else ewb_butter_sos(2, EWB_BUTTER_HIGHPASS, 0.5, 0, fs, sos, &ns);
-    return filtered_rows(x, rows, n, sos, ns);
+    if (fs > 100) {
+        ewb_butter_sos(2, EWB_BUTTER_LOWPASS, 40, 0, fs, sos, &ns);
+        return filtered_rows(x, rows, n, sos, ns);
+    }
+    double *out = malloc(sizeof(double) * (size_t)(rows * n));
+    for (int64_t i = 0; out && i < rows * n; i++) out[i] = x[i];
+    return out;
 }
 
 /* largest slope (sqrt of the summed squared slope) within w samples before t */
@@ -435,7 +463,8 @@ static double slope_at(const double *sq, int64_t t, int64_t w) {
         within 360 ms of the last QRS whose maximal slope is under half the
         last QRS's slope is a T wave; when no QRS comes within 1.66 mean RR
         (of the last 8), search back for the largest candidate above THR2;
-     5. each QRS is placed at the largest deflection of the 0.5-40 Hz signal
+     5. each QRS is placed at the largest deflection of the clean signal
+        (clean_rows)
         (sum over leads of the squared, unit-variance-scaled signal) within
         +-75 ms. */
 int ewb_rpeaks(ewb_tensor *x, double fs, ewb_tensor **out) {
@@ -616,7 +645,10 @@ int ewb_rhythm_measures(ewb_tensor *rpeaks, double fs, ewb_rhythm *out) {
 /* ------------------------------------------------------------ delineation */
 
 /* The delineator works on E(t) = sqrt(sum_l y_l(t)^2), the magnitude of the
-   0.5-40 Hz multi-lead signal: a wave is a bump of E whatever its polarity
+   multi-lead signal after a 40 Hz low-pass and an isoelectric correction
+   (each lead less its level at one PR-segment point per beat, joined
+   linearly; a high-pass would shift the segments by the mean of the waves,
+   which biases every tangent): a wave is a bump of E whatever its polarity
    in each lead. Boundaries use the tangent method: the tangent to E at its
    steepest point on the wave's outer flank, intersected with the local
    isoelectric level of E (its minimum over the search window). For a
@@ -634,8 +666,8 @@ int ewb_rhythm_measures(ewb_tensor *rpeaks, double fs, ewb_rhythm *out) {
    Intervals are medians over beats: PR = QRS onset - P onset, QRS = offset -
    onset, QT = T offset - QRS onset; QTc by Bazett QT/sqrt(RR) and
    Fridericia QT/cbrt(RR), RR the median in s. The frontal axis is
-   atan2(2 aVF / sqrt 3, I) of the net QRS areas (onset to offset, relative to
-   the onset level) summed over beats: with Einthoven's equilateral triangle,
+   atan2(2 aVF / sqrt 3, I) of the net QRS areas (onset to offset, above the
+   isoelectric level) summed over beats: with Einthoven's equilateral triangle,
    aVF = (sqrt 3 / 2) H_y and I = H_x. */
 typedef struct { const double *E, *dE; int64_t n; } env;
 
@@ -682,7 +714,7 @@ int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int 
     }
     int64_t pad = 12; /* clean_rows needs more samples than the filter's padding */
     if (n <= pad * 2) { free(pk); ewb_tensor_free(xc); return ewb_error("delineate: signal too short: %s", ewb_s(x)); }
-    double *y = clean_rows(ewb_f32(xc), rows, n, fs);
+    double *y = lowpass_rows(ewb_f32(xc), rows, n, fs);
     double *E = malloc(sizeof(double) * (size_t)n), *dE = malloc(sizeof(double) * (size_t)n);
     double *pts = malloc(sizeof(double) * (size_t)(8 * (np + 1))), *tmp = malloc(sizeof(double) * (size_t)(np + 1));
     ewb_tensor *ptens = NULL;
@@ -696,13 +728,52 @@ int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int 
         ewb_tensor_free(xc);
         return ewb_error("delineate: out of memory for %s", ewb_s(x));
     }
+    /* isoelectric baseline: per beat, the flattest sample (least spatial
+       velocity) between R - min(100 ms, 0.2 RR) and R - 15 ms is a PR-segment
+       point; each lead's level there, joined linearly from beat to beat, is
+       subtracted */
+    for (int64_t t = 0; t < n; t++) {
+        double s = 0;
+        for (int64_t r = 0; r < rows; r++) {
+            const double *yr = y + r * n;
+            double d = t >= 2 && t + 2 < n ? 2 * yr[t + 2] + yr[t + 1] - yr[t - 1] - 2 * yr[t - 2] : 0;
+            s += d * d;
+        }
+        E[t] = s; /* spatial velocity squared, for now */
+    }
+    int64_t *iso = malloc(sizeof(int64_t) * (size_t)(np + 1)), niso = 0;
+    for (int64_t b = 0; b < np && iso; b++) {
+        double rr = b > 0 ? (double)(pk[b] - pk[b - 1]) : b + 1 < np ? (double)(pk[b + 1] - pk[b]) : fs;
+        int64_t a = pk[b] - (int64_t)fmin(0.1 * fs, 0.2 * rr), z = pk[b] - (int64_t)(0.015 * fs), best = -1;
+        for (int64_t t = a < 2 ? 2 : a; t <= z && t < n - 2; t++)
+            if (best < 0 || E[t] < E[best]) best = t;
+        if (best >= 0 && (niso == 0 || best > iso[niso - 1])) iso[niso++] = best;
+    }
+    for (int64_t r = 0; r < rows && niso > 0; r++) {
+        double *yr = y + r * n, lv;
+        int64_t k2 = 0;
+        double *lvl = tmp; /* levels at the iso points, averaged over +-2 samples */
+        for (int64_t i = 0; i < niso; i++) {
+            double s = 0;
+            for (int64_t u = iso[i] - 2; u <= iso[i] + 2; u++) s += yr[u];
+            lvl[i] = s / 5;
+        }
+        for (int64_t t = 0; t < n; t++) {
+            while (k2 < niso && iso[k2] <= t) k2++;
+            if (k2 == 0) lv = lvl[0];
+            else if (k2 == niso) lv = lvl[niso - 1];
+            else lv = lvl[k2 - 1] + (lvl[k2] - lvl[k2 - 1]) * (double)(t - iso[k2 - 1]) / (double)(iso[k2] - iso[k2 - 1]);
+            yr[t] -= lv;
+        }
+    }
+    free(iso);
     for (int64_t t = 0; t < n; t++) {
         double s = 0;
         for (int64_t r = 0; r < rows; r++) s += y[r * n + t] * y[r * n + t];
         E[t] = sqrt(s);
     }
-    for (int64_t t = 0; t < n; t++) /* slope per sample, 5-point */
-        dE[t] = t >= 2 && t + 2 < n ? (2 * E[t + 2] + E[t + 1] - E[t - 1] - 2 * E[t - 2]) / 8 : 0;
+    for (int64_t t = 0; t < n; t++) /* slope per sample: 5-point least-squares derivative */
+        dE[t] = t >= 2 && t + 2 < n ? (2 * E[t + 2] + E[t + 1] - E[t - 1] - 2 * E[t - 2]) / 10 : 0;
     env e = {E, dE, n};
     double ms = fs / 1000.0, area_i = 0, area_f = 0, prev_toff = NAN;
     int64_t have_p = 0;
@@ -758,8 +829,7 @@ int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int 
         if (lead_i >= 0) {
             int64_t on = (int64_t)ceil(P[3]), off = (int64_t)floor(P[5]);
             const double *yi = y + (int64_t)lead_i * n, *yf = y + (int64_t)lead_avf * n;
-            double bi = yi[on], bf = yf[on];
-            for (int64_t t = on; t <= off; t++) area_i += yi[t] - bi, area_f += yf[t] - bf;
+            for (int64_t t = on; t <= off; t++) area_i += yi[t], area_f += yf[t]; /* y is isoelectric-corrected */
         }
     }
     /* summary */

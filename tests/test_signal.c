@@ -352,11 +352,120 @@ static void test_rpeaks_mitbih(void) {
     ewb_tensor_free(d2);
 }
 
+
+/* ---- delineation against the simulator's wave parameters ----
+ * core/sim.c integrates ECGSYN's z-equation dz/dt = -sum_i a_i v_i dth_i
+ * exp(-dth_i^2 / 2 b_i^2) on the limit cycle th = w t. With dz/dth = (dz/dt)/w
+ * this integrates to z(th) = sum_i (a_i b_i^2 / w) v_i exp(-dth_i^2 / 2 b_i^2):
+ * each wave is a Gaussian in time centred at t_i = th_i / w with width
+ * sigma_i = b_i / w, pointing along the dipole direction v_i (the baseline
+ * pull of 0.1/s is neglected). With constant RR (hr_std = 0), w = 2 pi / RR,
+ * th_i and b_i scaled with heart rate as in ECGSYN. The delineator's tangent
+ * method puts the boundaries of an isolated Gaussian at t_i -+ 2 sigma_i,
+ * so the truth is:
+ *   P onset = t_P - 2 s_P; QRS onset = t_first - 2 s_first, QRS offset =
+ *   t_last + 2 s_last over the Q, R, S waves that rise above 8% of R in the
+ *   12-lead magnitude |a_i b_i^2 D v_i| (D = the simulator's lead matrix);
+ *   T offset = t_T + 2 s_T.
+ * PR = QRS onset - P onset, QRS = offset - onset, QT = T offset - QRS onset.
+ * The axis: the net area of wave i in lead l is (a_i b_i^2/w) (D_l v_i)
+ * sigma_i sqrt(2 pi), so the QRS areas are prop. to sum_i a_i b_i^3 (D_l v_i)
+ * in leads I and aVF, and axis = atan2(2 aVF / sqrt 3, I).
+ * The constants below are core/sim.c's (sim.c keeps them static). */
+static const double SIM_THETA[5] = {-70, -15, 0, 15, 100}, SIM_A[5] = {1.2, 5, 30, 7.5, 0.75}, SIM_B[5] = {0.25, 0.1, 0.1, 0.1, 0.4};
+static const double SIM_V[5][3] = {{0.30, 0.60, 0.03}, {-0.15, 0.02, -0.20}, {1.00, 0.60, 0.35}, {-0.35, -0.25, 0.35}, {0.70, 0.52, -0.28}};
+static const double SIM_DOWER[8][3] = {
+    {-0.515, 0.157, -0.917}, {0.044, 0.164, -1.387}, {0.882, 0.098, -1.277}, {1.213, 0.127, -0.601},
+    {1.125, 0.127, -0.086},  {0.831, 0.076, 0.230},  {0.632, -0.235, 0.059}, {0.235, 1.066, -0.132},
+};
+typedef struct { double pr, qrs, qt, axis; } truth;
+/* the 12 leads of a dipole direction v */
+static void leads_of(const double *v, double *l) {
+    double I = 0, II = 0;
+    for (int c = 0; c < 3; c++) I += SIM_DOWER[6][c] * v[c], II += SIM_DOWER[7][c] * v[c];
+    l[0] = I, l[1] = II, l[2] = II - I, l[3] = -(I + II) / 2, l[4] = I - II / 2, l[5] = II - I / 2;
+    for (int k = 0; k < 6; k++) {
+        l[6 + k] = 0;
+        for (int c = 0; c < 3; c++) l[6 + k] += SIM_DOWER[k][c] * v[c];
+    }
+}
+static truth sim_truth(double hr) {
+    double h = sqrt(hr / 60), sh = sqrt(h), ms_per_rad = 60000 / hr / (2 * PI);
+    const double scale[5] = {sh, h, 1, h, sh};
+    double t[5], sg[5], mag[5], area_i = 0, area_f = 0;
+    for (int i = 0; i < 5; i++) {
+        double b = SIM_B[i] * h, l[12], m = 0;
+        t[i] = SIM_THETA[i] * PI / 180 * scale[i] * ms_per_rad;
+        sg[i] = b * ms_per_rad;
+        leads_of(SIM_V[i], l);
+        for (int k = 0; k < 12; k++) m += l[k] * l[k];
+        mag[i] = SIM_A[i] * b * b * sqrt(m);
+        if (i >= 1 && i <= 3) area_i += SIM_A[i] * b * b * b * l[0], area_f += SIM_A[i] * b * b * b * l[5];
+    }
+    int first = 2, last = 2;
+    for (int i = 3; i >= 1; i--) if (i != 2 && mag[i] >= 0.08 * mag[2]) { if (i < 2) first = i; }
+    for (int i = 1; i <= 3; i++) if (i != 2 && mag[i] >= 0.08 * mag[2]) { if (i > 2) last = i; }
+    double on = t[first] - 2 * sg[first], off = t[last] + 2 * sg[last];
+    truth tr = {on - (t[0] - 2 * sg[0]), off - on, t[4] + 2 * sg[4] - on, atan2(2 * area_f / sqrt(3), area_i) * 180 / PI};
+    return tr;
+}
+
+static void test_delineate(void) {
+    const double fs = 500, hrs[] = {50, 60, 75, 90, 110};
+    double worst[4] = {0};
+    for (int i = 0; i < 5; i++) {
+        ewb_tensor *rp = NULL, *ecg = noisy_sim(hrs[i], 0, fs, 12, 21 + i, 0, 0, &rp), *pts = NULL, *det = NULL;
+        OK(ewb_rpeaks(ecg, fs, &det));
+        ewb_intervals m;
+        OK(ewb_delineate(ecg, fs, det, 0, 5, &pts, &m));
+        truth tr = sim_truth(hrs[i]);
+        double e[4] = {fabs(m.pr_ms - tr.pr), fabs(m.qrs_ms - tr.qrs), fabs(m.qt_ms - tr.qt), fabs(m.axis_deg - tr.axis)};
+        for (int k = 0; k < 4; k++) worst[k] = fmax(worst[k], e[k]);
+        fprintf(stderr, "delineate HR %3.0f: HR %.1f | PR %.1f (true %.1f) QRS %.1f (%.1f) QT %.1f (%.1f) QTcB %.1f QTcF %.1f axis %.1f (%.1f) P %.2f\n",
+                hrs[i], m.hr_bpm, m.pr_ms, tr.pr, m.qrs_ms, tr.qrs, m.qt_ms, tr.qt, m.qtc_bazett_ms, m.qtc_fridericia_ms,
+                m.axis_deg, tr.axis, m.p_fraction);
+        CHECK(fabs(m.hr_bpm - hrs[i]) < 2, "HR %g: measured %.2f", hrs[i], m.hr_bpm);
+        CHECK(e[0] < 20 && e[1] < 20 && e[2] < 20, "HR %g: PR/QRS/QT errors %.1f %.1f %.1f ms", hrs[i], e[0], e[1], e[2]);
+        CHECK(e[3] < 15, "HR %g: axis error %.1f deg", hrs[i], e[3]);
+        /* the first beat's P window may start before the record */
+        CHECK(m.p_fraction * m.nbeats >= m.nbeats - 1 - 1e-9, "HR %g: P waves found in %.2f of %lld beats", hrs[i], m.p_fraction, (long long)m.nbeats);
+        double rr = 60 / m.hr_bpm;
+        CHECK(fabs(m.qtc_bazett_ms - m.qt_ms / sqrt(rr)) < 1e-9 && fabs(m.qtc_fridericia_ms - m.qt_ms / cbrt(rr)) < 1e-9, "QTc formulas");
+        /* points are ordered within each beat */
+        const int64_t *p = ewb_tensor_data(pts);
+        int ordered = 1;
+        for (int64_t b = 0; b < pts->shape[0]; b++)
+            for (int j = 1; j < 8; j++)
+                if (p[8 * b + j] >= 0 && p[8 * b + j - 1] >= 0 && p[8 * b + j] < p[8 * b + j - 1]) ordered = 0;
+        CHECK(ordered && pts->shape[0] == det->shape[0] && pts->shape[1] == 8, "delineation points ordered, one row per beat");
+        ewb_tensor *v[] = {rp, ecg, pts, det};
+        for (int k = 0; k < 4; k++) ewb_tensor_free(v[k]);
+    }
+    fprintf(stderr, "delineation worst errors: PR %.1f ms, QRS %.1f ms, QT %.1f ms, axis %.1f deg\n", worst[0], worst[1], worst[2], worst[3]);
+    /* bad input */
+    ewb_tensor *rp = NULL, *ecg = noisy_sim(60, 0, fs, 4, 1, 0, 0, &rp), *bad = NULL, *o = NULL;
+    ewb_intervals m;
+    FAILS(ewb_delineate(ecg, fs, rp, 0, 12, &o, &m), "must both be rows");
+    int64_t two = 2;
+    int64_t vals[2] = {100, 5000};
+    ewb_tensor_from_data(&bad, EWB_DTYPE_I64, 1, &two, vals);
+    FAILS(ewb_delineate(ecg, fs, bad, 0, 5, &o, &m), "outside the signal");
+    vals[1] = 50;
+    ewb_tensor_free(bad);
+    ewb_tensor_from_data(&bad, EWB_DTYPE_I64, 1, &two, vals);
+    FAILS(ewb_delineate(ecg, fs, bad, 0, 5, &o, &m), "must be increasing");
+    FAILS(ewb_rhythm_measures(ecg, fs, (ewb_rhythm *)&m), "1-D i64");
+    ewb_tensor_free(bad);
+    ewb_tensor_free(rp);
+    ewb_tensor_free(ecg);
+}
+
 int main(void) {
     test_design();
     test_filtering();
     test_baseline_resample();
     test_rpeaks_sim();
     test_rpeaks_mitbih();
+    test_delineate();
     return check_report();
 }
