@@ -608,8 +608,9 @@ static int peaks_of(const char *op, ewb_tensor *rp, int64_t **pk, int64_t *np) {
         ewb_tensor_get(rp, &idx, &v);
         (*pk)[i] = (int64_t)v;
         if (i > 0 && (*pk)[i] <= (*pk)[i - 1]) {
+            long long a = (long long)(*pk)[i], b = (long long)(*pk)[i - 1];
             free(*pk);
-            return ewb_error("%s: rpeaks must be increasing, got %lld after %lld", op, (long long)(*pk)[i], (long long)(*pk)[i - 1]);
+            return ewb_error("%s: rpeaks must be increasing, got %lld after %lld", op, a, b);
         }
     }
     return 0;
