@@ -321,6 +321,57 @@ int ewb_wfdb_ann_code(const char *symbol);   /* -1 if unknown */
 /* (end of WFDB) */
 
 /* ---- signal processing: filters, R peaks, delineation (core/signal.c) ---- */
+/* Signals are f32 tensors (..., samples): filters work along the last dim
+   on any leading shape, e.g. (leads, samples). Frequencies in Hz, intervals
+   in ms, positions 0-based samples. Filters are second-order sections in
+   scipy's layout: one row per section, b0 b1 b2 a0(=1) a1 a2 (doubles). */
+enum { EWB_BUTTER_LOWPASS = 0, EWB_BUTTER_HIGHPASS = 1, EWB_BUTTER_BANDPASS = 2, EWB_BUTTER_BANDSTOP = 3 };
+/* Butterworth by the bilinear transform with prewarping (scipy.signal.butter):
+   order 1..10, f2 used by band filters only; sos holds 6*order doubles;
+   *nsec gets the number of sections */
+int ewb_butter_sos(int order, int kind, double f1, double f2, double fs, double *sos, int *nsec);
+/* one-section notch at f0 with quality q (scipy.signal.iirnotch) */
+int ewb_notch_sos(double f0, double q, double fs, double *sos);
+/* |H(exp(2 pi i f/fs))| of a cascade of sections */
+double ewb_sos_gain(const double *sos, int nsec, double f, double fs);
+/* zero_phase 0: causal (scipy sosfilt, zero initial state);
+   1: forward-backward (scipy sosfiltfilt: odd padding of 3*(2*nsec+1)
+   samples, steady-state initial conditions) */
+int ewb_sos_filter(ewb_tensor *x, const double *sos, int nsec, int zero_phase, ewb_tensor **out);
+int ewb_butter_filter(ewb_tensor *x, double fs, int kind, double f1, double f2, int order,
+                      int zero_phase, ewb_tensor **out);
+int ewb_notch_filter(ewb_tensor *x, double fs, double f0, double q, int zero_phase, ewb_tensor **out);
+/* method 0: zero-phase Butterworth high-pass, order 2 at 0.5 Hz;
+   method 1: subtract the baseline found by median filters of 200 ms then 600 ms */
+int ewb_baseline_remove(ewb_tensor *x, double fs, int method, ewb_tensor **out);
+/* windowed-sinc interpolation (Kaiser, beta 5, 10 zero crossings of the
+   lower rate each side) to round(samples*fs_out/fs_in) samples */
+int ewb_resample(ewb_tensor *x, double fs_in, double fs_out, ewb_tensor **out);
+/* per row: (x - mean) / (std + eps), std with no correction */
+int ewb_standardize(ewb_tensor *x, double eps, ewb_tensor **out);
+/* Pan-Tompkins R peaks of x (samples) or (leads, samples): i64 positions */
+int ewb_rpeaks(ewb_tensor *x, double fs, ewb_tensor **out);
+typedef struct ewb_rhythm {
+    int64_t nbeats;
+    double hr_bpm;            /* 60000 / rr_mean_ms */
+    double rr_mean_ms, rr_median_ms, sdnn_ms, rmssd_ms;
+    double rr_cv;             /* sdnn / rr_mean */
+} ewb_rhythm;
+int ewb_rhythm_measures(ewb_tensor *rpeaks, double fs, ewb_rhythm *out);
+typedef struct ewb_intervals {
+    int64_t nbeats;
+    double hr_bpm;
+    double pr_ms, qrs_ms, qt_ms;          /* medians over beats; NaN if none */
+    double qtc_bazett_ms, qtc_fridericia_ms;
+    double axis_deg;                      /* frontal QRS axis; NaN without leads I and aVF */
+    double p_fraction;                    /* beats with a P wave found */
+} ewb_intervals;
+/* Delineation of x (leads, samples) around the given R peaks. points (nbeats, 8)
+   i64: P onset, P peak, P offset, QRS onset, R, QRS offset, T peak, T offset
+   (-1 where not found). lead_i / lead_avf: rows of leads I and aVF for the
+   axis, -1 for none. points may be NULL. */
+int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int lead_avf,
+                  ewb_tensor **points, ewb_intervals *out);
 
 /* (end of signal processing) */
 
