@@ -233,6 +233,50 @@ static void test_gradcheck(void) {
     }
 }
 
+/* a batch big enough for the OpenMP loops (B·L·n > 2^15): each row, forward
+   and gradients, equals the op run on that row alone */
+static void test_batch(void) {
+    enum { B = 64, L = 12, N = 256 };
+    int64_t sa[3] = {B, 5, L}, s2[2] = {B, 5}, s1[1] = {B}, so[3] = {B, L, N};
+    ewb_tensor *in[4] = {T_req(3, sa), T_req(2, s2), T_req(2, s2), T_req(1, s1)}, *R = T(3, so), *out = NULL;
+    fill(in[1], 0.05, 0.5);
+    fill(in[2], -PI, PI);
+    fill(in[3], 0.4, 1.5);
+    double t0 = ewb_now();
+    OK(ewb_beat_synth(in[0], in[1], in[2], in[3], N, &out));
+    double t1 = ewb_now();
+    OK(ewb_backward(out, R, 0));
+    double t2 = ewb_now();
+    fprintf(stderr, "(64,5,12) -> (64,12,256): forward %.2f ms, backward %.2f ms\n", 1e3 * (t1 - t0), 1e3 * (t2 - t1));
+    ewb_tensor *g[4] = {NULL};
+    for (int i = 0; i < 4; i++) ewb_tensor_grad(in[i], &g[i]);
+    const int64_t rows[3] = {0, 37, 63};
+    const int64_t per[4] = {5 * L, 5, 5, 1}; /* elements of one row of each input */
+    for (int j = 0; j < 3; j++) {
+        int64_t r = rows[j], ra[3] = {1, 5, L}, r2[2] = {1, 5}, r1[1] = {1}, ro[3] = {1, L, N};
+        ewb_tensor *x[4] = {F32(3, ra, ewb_f32(in[0]) + r * per[0]), F32(2, r2, ewb_f32(in[1]) + r * per[1]),
+                            F32(2, r2, ewb_f32(in[2]) + r * per[2]), F32(1, r1, ewb_f32(in[3]) + r)};
+        ewb_tensor *Rr = F32(3, ro, ewb_f32(R) + r * L * N), *o = NULL;
+        for (int i = 0; i < 4; i++) ewb_tensor_set_requires_grad(x[i], 1);
+        OK(ewb_beat_synth(x[0], x[1], x[2], x[3], N, &o));
+        ewb_tensor *ob = F32(3, ro, ewb_f32(out) + r * L * N);
+        CHECK(max_rel_err(ob, o) == 0, "row %lld of the batch: forward differs by %g", (long long)r, max_rel_err(ob, o));
+        OK(ewb_backward(o, Rr, 0));
+        for (int i = 0; i < 4; i++) {
+            ewb_tensor *gx = NULL;
+            ewb_tensor_grad(x[i], &gx);
+            ewb_tensor *gb = g[i] ? F32(x[i]->ndim, x[i]->shape, ewb_f32(g[i]) + r * per[i]) : NULL;
+            CHECK(gx && gb && max_rel_err(gb, gx) == 0, "row %lld, gradient of input %d differs", (long long)r, i);
+            ewb_tensor_free(gx);
+            ewb_tensor_free(gb);
+            ewb_tensor_free(x[i]);
+        }
+        ewb_tensor_free(o); ewb_tensor_free(ob); ewb_tensor_free(Rr);
+    }
+    for (int i = 0; i < 4; i++) { ewb_tensor_free(in[i]); ewb_tensor_free(g[i]); }
+    ewb_tensor_free(R);
+}
+
 /* ---------------- bad input ---------------- */
 static void test_errors(void) {
     int64_t s2[2] = {2, 5}, s4[2] = {2, 4}, s3[2] = {3, 5}, s1[1] = {2}, s11[2] = {2, 1}, s5[3] = {2, 5, 2};
@@ -285,6 +329,7 @@ int main(void) {
     test_ecgsyn();
     test_reference();
     test_gradcheck();
+    test_batch();
     test_errors();
     return check_report();
 }
