@@ -275,6 +275,7 @@ static void test_batch(void) {
     }
     for (int i = 0; i < 4; i++) { ewb_tensor_free(in[i]); ewb_tensor_free(g[i]); }
     ewb_tensor_free(R);
+    ewb_tensor_free(out);
 }
 
 /* ---------------- bad input ---------------- */
