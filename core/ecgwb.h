@@ -447,6 +447,13 @@ int ewb_h5_read_rows(const char *file, const char *name, int64_t start, int64_t 
 /* (end of event loop) */
 
 /* ---- differentiable beat synthesiser (kernels/beat.c) ---- */
+/* One ECGSYN beat per row, in closed form (derivation in kernels/beat.c):
+     z = (RR/2π) Σ_i a_i b_i² exp(−Δθ_i² / 2b_i²),  Δθ_i = φ − θ_i wrapped to (−π, π],
+   at the n phases φ_k = −π + 2πk/n (k = 0..n−1) of one RR interval.
+   a (B,5) amplitudes of P Q R S T -> out (B,n); or a (B,5,L), one amplitude
+   per wave and lead -> out (B,L,n). b (B,5) widths (rad, nonzero), theta (B,5)
+   angles (rad), rr (B) RR intervals (s, > 0). Differentiable in all four. */
+int ewb_beat_synth(ewb_tensor *a, ewb_tensor *b, ewb_tensor *theta, ewb_tensor *rr, int64_t n, ewb_tensor **out);
 
 /* (end of beat synthesiser) */
 /* ffi:end */
