@@ -17,8 +17,9 @@
  * Text uses cairo's toy API with the generic "sans-serif" face. It is drawn
  * in a second pass with its own cairo context, after all shapes: where no
  * font is installed (minimal CI images) text may fail or be missing, but
- * the figure itself is still complete. Layout never depends on measured
- * text; only wrapping and alignment do. */
+ * the figure itself is still complete (cairo then falls back to its built-in
+ * font, which has ASCII only, so the figure's own text is ASCII). Layout
+ * never depends on measured text; only wrapping and alignment do. */
 #include "internal.h"
 #include <cairo-svg.h>
 #include <cairo.h>
@@ -112,7 +113,13 @@ static void draw_text_item(cairo_t *cr, const text_item *t, double s) {
     const char *p = t->s;
     for (int k = 0; k < t->maxlines && *p; k++) {
         while (*p == ' ') p++;
-        /* take words while they fit (always at least one) */
+        /* take words while they fit (always at least one); the last line keeps room for " ..." */
+        double room = t->maxw * s;
+        if (k == t->maxlines - 1) {
+            cairo_text_extents_t e;
+            cairo_text_extents(cr, " ...", &e);
+            room -= e.x_advance;
+        }
         const char *end = p, *q = p;
         while (*q) {
             const char *w = q;
@@ -122,7 +129,7 @@ static void draw_text_item(cairo_t *cr, const text_item *t, double s) {
             line[w - p] = 0;
             cairo_text_extents_t e;
             cairo_text_extents(cr, line, &e);
-            if (end != p && e.x_advance > t->maxw * s) break;
+            if (end != p && e.x_advance > room) break;
             end = q = w;
         }
         size_t n = (size_t)(end - p);
@@ -130,7 +137,7 @@ static void draw_text_item(cairo_t *cr, const text_item *t, double s) {
         line[n] = 0;
         p = end;
         while (*p == ' ') p++;
-        if (k == t->maxlines - 1 && *p) strcpy(line + n, " \xe2\x80\xa6"); /* " …": more text follows */
+        if (k == t->maxlines - 1 && *p) strcpy(line + n, " ..."); /* more follows */
         show_line(cr, t, s, k * t->size * 1.4 * s, line);
     }
     free(line);
@@ -396,7 +403,7 @@ static void lead_label(canvas *c, const ecg_fig *f, double x_mm, double base_mm,
 
 static void caption(canvas *c, const ecg_fig *f, double t_end) {
     char buf[160];
-    snprintf(buf, sizeof buf, "%g mm/s, %g mm/mV, fs %g Hz, %.4g\xe2\x80\x93%.4g s", f->speed, f->gain, f->fs, f->start, t_end);
+    snprintf(buf, sizeof buf, "%g mm/s, %g mm/mV, fs %g Hz, %.4g-%.4g s", f->speed, f->gain, f->fs, f->start, t_end);
     text(c, PAPER_LEFT, PAPER_TOP + f->gh + 6, 3, -1, INK, 0, buf);
 }
 
