@@ -119,7 +119,12 @@ T.fails(function() plot.ecg(ecg:narrow(1, 1, 6), { fs = 500 }) end, "expected a 
 T.fails(function() plot.ecg(ecg, { fs = 500, file = "/nonexistent-dir/a.png" }) end, "cannot write '/nonexistent-dir/a.png'")
 T.fails(function() plot.ecg(ecg, { fs = 500, file = dir .. "a.pdf" }) end, "use a .png or .svg file name")
 T.fails(function() plot.strips(ecg, { fs = 500, marker_lead = "V9", markers = { 1 } }) end, "marker lead 'V9'")
-T.fails(function() plot.ecg(ecg, { fs = 500, leads = { 1, 2 } }) end, "leads must be strings")
+T.fails(function() plot.ecg(ecg, { fs = 500, leads = { 1, 2 } }) end, "plot.ecg: leads must name all 12 leads")
+local names = {}
+for i = 1, 12 do names[i] = i end
+T.fails(function() plot.ecg(ecg, { fs = 500, leads = names }) end, "leads must be strings")
+T.fails(function() plot.strips(ecg, { fs = 500, markers = { 1, 2 }, marker_labels = { "R" } }) end,
+  "marker_labels needs one label per marker (2)")
 T.fails(function() plot.lines({}) end, "plot.lines: no series to plot")
 T.fails(function() plot.lines({ { x = { 1, 2 }, y = { 1, 2, 3 } } }) end, "differ in length")
 T.fails(function() plot.lines(train, { log = true }) end, "plot.lines: unknown option 'log'")

@@ -71,7 +71,8 @@ local function emit(o, f, ...)
   return bytes, w, h
 end
 
-local function ecg_opts(op, o, keep)
+-- nleads: how many lead names the C side will read
+local function ecg_opts(op, o, keep, nleads)
   if type(o) ~= "table" then error(op .. ": an options table with fs is required", 3) end
   check_keys(op, o, ecg_keys)
   local c = ffi.new("ewb_plot_ecg_opts")
@@ -79,14 +80,25 @@ local function ecg_opts(op, o, keep)
   c.speed, c.gain, c.row = o.speed or 0, o.gain or 0, o.row or 0
   c.start, c.seconds = o.start or 0, o.seconds or 0
   c.title = o.title
-  if o.leads then c.leads = cstrings(o.leads, keep, op .. ": leads") end
+  if o.leads then
+    if type(o.leads) ~= "table" or #o.leads ~= nleads then
+      error(op .. ": leads must name all " .. nleads .. " leads", 3)
+    end
+    c.leads = cstrings(o.leads, keep, op .. ": leads")
+  end
   if o.rhythm == false then c.rhythm = "" else c.rhythm = o.rhythm end
   if o.markers then
     local m = as_tensor(o.markers, "i64")
     keep[#keep + 1] = m
     c.markers = m.ptr
   end
-  if o.marker_labels then c.marker_labels = cstrings(o.marker_labels, keep, op .. ": marker_labels") end
+  if o.marker_labels then
+    local m = o.markers and (wb.is_tensor(o.markers) and o.markers:numel() or #o.markers) or 0
+    if type(o.marker_labels) ~= "table" or #o.marker_labels ~= m then
+      error(op .. ": marker_labels needs one label per marker (" .. m .. ")", 3)
+    end
+    c.marker_labels = cstrings(o.marker_labels, keep, op .. ": marker_labels")
+  end
   c.marker_lead = o.marker_lead
   if o.names then c.name1, c.name2 = o.names[1], o.names[2] end
   c.overlay = o.overlay and 1 or 0
@@ -96,19 +108,20 @@ end
 
 function M.ecg(x, o)
   local keep = {}
-  local c = ecg_opts("plot.ecg", o, keep)
+  local c = ecg_opts("plot.ecg", o, keep, 12)
   return emit(o, C.ewb_plot_ecg12, as_tensor(x).ptr, c)
 end
 
 function M.strips(x, o)
   local keep = {}
-  local c = ecg_opts("plot.strips", o, keep)
-  return emit(o, C.ewb_plot_strips, as_tensor(x).ptr, c)
+  x = as_tensor(x)
+  local c = ecg_opts("plot.strips", o, keep, x:dim() == 2 and x:size(1) or 1)
+  return emit(o, C.ewb_plot_strips, x.ptr, c)
 end
 
 function M.pair(a, b, o)
   local keep = {}
-  local c = ecg_opts("plot.pair", o, keep)
+  local c = ecg_opts("plot.pair", o, keep, 12)
   return emit(o, C.ewb_plot_ecg_pair, as_tensor(a).ptr, as_tensor(b).ptr, c)
 end
 
