@@ -251,6 +251,65 @@ int ewb_sim_rr(ewb_tensor **out, int64_t n, double hr_mean, double hr_std, doubl
 /* (end of signal processing) */
 
 /* ---- ECG datasets in HDF5 (core/dataset.c) ---- */
+/* The layout is described in data/README.md: `signals` (N, leads, samples)
+   f32 (or int16 with a `gain` attribute), one record per chunk, shuffle +
+   deflate, appendable; per-record `id`, `patient_id`, `age`, `sex`, `split`,
+   `labels` (N, L) u8 with `label_names`, `reports` (variable-length UTF-8).
+   Records are numbered from 0 here. */
+typedef struct ewb_dataset ewb_dataset;
+typedef struct ewb_dataset_spec {
+    double fs;                        /* Hz */
+    int64_t leads, samples;
+    const char *const *lead_names;    /* leads strings, or NULL: the 12 standard names (leads == 12) or "1".."n" */
+    const char *units;                /* physical unit of the signals, or NULL: "mV" */
+    int64_t nlabels;
+    const char *const *label_names;   /* nlabels strings */
+    int int16;                        /* 1: store signals as int16 = round(x * gain) */
+    double gain;                      /* int16 steps per unit (e.g. 1000 per mV) */
+    int compression;                  /* deflate level 0..9 (0: none), or -1: the default (4) */
+} ewb_dataset_spec;
+/* a batch of n records to append; every field but signals may be NULL */
+typedef struct ewb_dataset_batch {
+    const ewb_tensor *signals;        /* (n, leads, samples) f32 */
+    const ewb_tensor *labels;         /* (n, nlabels) any dtype, nonzero = 1; NULL: none set */
+    const ewb_tensor *patient_id;     /* (n) integer; NULL: -1 */
+    const ewb_tensor *age;            /* (n) years; NULL: NaN (unknown) */
+    const ewb_tensor *sex;            /* (n) 0 female, 1 male, -1 unknown; NULL: -1 */
+    const ewb_tensor *split;          /* (n) fold or split number; NULL: 0 */
+    const char *const *ids;           /* n UTF-8 strings; NULL: the record numbers */
+    const char *const *reports;       /* n UTF-8 strings; NULL: "" */
+} ewb_dataset_batch;
+typedef struct ewb_dataset_info {
+    int64_t n, leads, samples, nlabels;
+    double fs;
+    int int16;                        /* signals stored as int16 */
+    double gain;                      /* 1 for f32 */
+    int writable;
+} ewb_dataset_info;
+int ewb_dataset_create(ewb_dataset **out, const char *file, const ewb_dataset_spec *spec); /* truncates */
+int ewb_dataset_open(ewb_dataset **out, const char *file, int writable);
+int ewb_dataset_close(ewb_dataset *ds);   /* NULL is fine; flushes and frees */
+int ewb_dataset_append(ewb_dataset *ds, const ewb_dataset_batch *b);
+int ewb_dataset_info_get(const ewb_dataset *ds, ewb_dataset_info *out);
+int64_t ewb_dataset_size(const ewb_dataset *ds);               /* records, -1 for NULL */
+const char *ewb_dataset_file(const ewb_dataset *ds);
+const char *ewb_dataset_units(const ewb_dataset *ds);
+const char *ewb_dataset_lead_name(const ewb_dataset *ds, int64_t i);   /* NULL if out of range */
+const char *ewb_dataset_label_name(const ewb_dataset *ds, int64_t i);
+/* records [start, start+count): signals (count, leads, samples) f32 in units */
+int ewb_dataset_read(ewb_dataset *ds, int64_t start, int64_t count, ewb_tensor **out);
+/* labels (count, nlabels) bool */
+int ewb_dataset_read_labels(ewb_dataset *ds, int64_t start, int64_t count, ewb_tensor **out);
+/* a numeric per-record field, (count): "patient_id" i64, "age" f32, "sex" i32, "split" i32 */
+int ewb_dataset_read_field(ewb_dataset *ds, const char *field, int64_t start, int64_t count, ewb_tensor **out);
+/* a string field ("id" or "reports") of count records into buf, each string
+   followed by a NUL byte; *needed = the bytes it takes. When *needed > n the
+   buffer is incomplete: call again with a larger one. Integer ids come as decimal text. */
+int ewb_dataset_read_strings(ewb_dataset *ds, const char *field, int64_t start, int64_t count, char *buf,
+                             int64_t n, int64_t *needed);
+/* rows [start, start+count) along dim 0 of a plain HDF5 dataset, as ewb_h5_read
+   reads it (core/h5.c); for large arrays such as CODE-15%'s `tracings` */
+int ewb_h5_read_rows(const char *file, const char *name, int64_t start, int64_t count, ewb_tensor **out);
 
 /* (end of datasets) */
 
