@@ -439,6 +439,71 @@ int ewb_h5_read_rows(const char *file, const char *name, int64_t start, int64_t 
 /* (end of datasets) */
 
 /* ---- figures with cairo (core/plot.c) ---- */
+/* Where a figure goes. With `file` set, the extension picks the format
+   (.png or .svg). With file == NULL the figure is returned in memory, in
+   `format`: "png" (NULL means png), "svg", or "argb32": the raw pixels,
+   height rows of width uint32 0xAARRGGBB values (stride 4*width). Free
+   `data` with ewb_plot_free. width/height come back in pixels (PNG, argb32)
+   or millimetres (SVG, whose user unit is the millimetre). */
+typedef struct ewb_plot_output {
+    const char *file;
+    const char *format;
+    double dpi;              /* raster pixels per inch; 0 = 100 */
+    unsigned char *data;     /* out: memory output */
+    int64_t nbytes;          /* out */
+    double width, height;    /* out */
+} ewb_plot_output;
+void ewb_plot_free(void *data);
+
+/* ECG figures on ECG paper: 1 mm minor and 5 mm major grid, a 1 mV
+   calibration pulse at the start of each row, lead labels, a title line at
+   the top and a caption line ("25 mm/s, 10 mm/mV, fs 500 Hz, ...") below.
+   Signals are f32 in mV, leads × samples. Layout in mm (the tests rely on
+   it): margins 10 left and right, 15 above the grid, 10 below it; the grid
+   starts with a calibration area of cal = 5*ceil((0.2*speed + 5)/5) mm,
+   after which x = (t - start)*speed; row r's baseline lies at
+   15 + row*(r + 1/2) below the top edge. */
+typedef struct ewb_plot_ecg_opts {
+    double fs;                          /* Hz, > 0 */
+    double speed;                       /* mm/s; 0 = 25 */
+    double gain;                        /* mm/mV; 0 = 10 */
+    double row;                         /* mm between baselines; 0 = 40 (12-lead) or 30 (strips) */
+    double start;                       /* s: first instant shown */
+    double seconds;                     /* strips: duration shown; 0 = to the end */
+    const char *title;                  /* top line (report text, HR, ...); NULL = none */
+    const char *const *leads;           /* one name per lead; NULL = I..V6 for 12 leads, else 1..L (none for 1) */
+    const char *rhythm;                 /* 12-lead: rhythm-strip lead; NULL = "II", "" = none */
+    const ewb_tensor *markers;          /* (m,) integer sample positions (0-based), or NULL */
+    const char *const *marker_labels;   /* m short labels drawn above the marks, or NULL */
+    const char *marker_lead;            /* lead the marks go on; NULL = every lead */
+    const char *name1, *name2;          /* pair: names of the two records; NULL = "A", "B" */
+    int overlay;                        /* pair: both records on one layout, in two colours */
+} ewb_plot_ecg_opts;
+/* the clinical 12-lead layout: 3 rows × 4 columns of 2.5 s (I II III |
+   aVR aVL aVF | V1 V2 V3 | V4 V5 V6, each column showing its own 2.5 s of
+   the record) plus a 10 s rhythm strip; ecg (12, n) */
+int ewb_plot_ecg12(const ewb_tensor *ecg, const ewb_plot_ecg_opts *o, ewb_plot_output *out);
+/* one strip per lead, stacked; ecg (n) or (L, n) */
+int ewb_plot_strips(const ewb_tensor *ecg, const ewb_plot_ecg_opts *o, ewb_plot_output *out);
+/* two 12-lead records (12, n) side by side (or overlaid, o->overlay), e.g. real and generated */
+int ewb_plot_ecg_pair(const ewb_tensor *a, const ewb_tensor *b, const ewb_plot_ecg_opts *o,
+                      ewb_plot_output *out);
+
+/* line plots (training curves) and scatter plots. x may be NULL (x = 0..n-1);
+   x and y are (n) tensors of any real dtype; NaN/Inf points (and y <= 0 on a
+   log axis) are skipped and break the line. */
+typedef struct ewb_plot_series {
+    const ewb_tensor *x, *y;
+    const char *name;                   /* legend entry; NULL = none */
+} ewb_plot_series;
+typedef struct ewb_plot_chart_opts {
+    const char *title, *xlabel, *ylabel;
+    int logy;                           /* log10 y axis */
+    int points;                         /* draw dots, not lines (scatter) */
+    double width, height;               /* mm; 0 = 160 × 100 */
+} ewb_plot_chart_opts;
+int ewb_plot_lines(const ewb_plot_series *series, int nseries, const ewb_plot_chart_opts *o,
+                   ewb_plot_output *out);
 
 /* (end of figures) */
 
