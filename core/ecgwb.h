@@ -242,6 +242,67 @@ int ewb_sim_ecg(const ewb_sim_config *cfg, ewb_tensor **ecg, ewb_tensor **rpeaks
 const char *ewb_lead_name(int i);
 /* ECGSYN's RR tachogram alone: n RR intervals (s) sampled at 1 Hz */
 int ewb_sim_rr(ewb_tensor **out, int64_t n, double hr_mean, double hr_std, double lf_hf, uint64_t seed);
+/* ---- tokenizer (core/tokenizer.c) ---- */
+/* Byte-level BPE in the GPT-2 manner. Text is split into special tokens
+   (matched first, longest first, never split) and, between them, words
+   (GPT-2's pre-tokenisation, hand-written: see core/tokenizer.c); each word's
+   bytes are merged by the learned merges, lowest merge first. Ids: 0..255
+   are the bytes, 256 + i is merge i (in the order learned), and the special
+   tokens follow the merges in the order they were added, so
+   vocab size = 256 + merges + specials. Conventional specials: "<pad>"
+   (batch padding), "<bos>" and "<eos>" (EWB_TOK_BOS / EWB_TOK_EOS), "<ecg>",
+   "<gen>". Decoding concatenates token bytes, so decode(encode(s)) == s for
+   any bytes s (specials decode to their own text). */
+typedef struct ewb_tokenizer ewb_tokenizer;
+enum {
+    EWB_TOK_BOS = 1,            /* encode: prepend <bos> */
+    EWB_TOK_EOS = 2,            /* encode: append <eos> */
+    EWB_TOK_NO_SPECIAL = 4,     /* encode: special-token text is plain text */
+    EWB_TOK_PAD_LEFT = 8,       /* encode_batch: pad on the left (for generation) */
+    EWB_TOK_SKIP_SPECIAL = 16   /* decode: leave special tokens out */
+};
+/* no merges yet; specials: n distinct non-empty strings (may be NULL if n == 0) */
+int ewb_tokenizer_new(ewb_tokenizer **out, const char *const *specials, int64_t n);
+void ewb_tokenizer_free(ewb_tokenizer *tk);   /* NULL is fine */
+/* appends a special token; *id (may be NULL) gets its id */
+int ewb_tokenizer_add_special(ewb_tokenizer *tk, const char *s, int64_t *id);
+/* learns merges from n texts (lens[i] bytes, or NUL-terminated if lens is
+   NULL) until 256 + merges + specials == vocab_size, or no pair of symbols is
+   left; replaces earlier merges. Greedy by pair count over the corpus; ties go
+   to the pair with the smaller (left id, right id). Deterministic. */
+int ewb_tokenizer_train(ewb_tokenizer *tk, const char *const *texts, const int64_t *lens, int64_t n,
+                        int64_t vocab_size);
+int64_t ewb_tokenizer_vocab_size(const ewb_tokenizer *tk);
+int64_t ewb_tokenizer_num_merges(const ewb_tokenizer *tk);
+int64_t ewb_tokenizer_num_specials(const ewb_tokenizer *tk);
+/* merge i (0-based) joins tokens *left and *right into token 256 + i */
+int ewb_tokenizer_merge(const ewb_tokenizer *tk, int64_t i, int64_t *left, int64_t *right);
+/* error "unknown special token" if s is not one */
+int ewb_tokenizer_special_id(const ewb_tokenizer *tk, const char *s, int64_t *id);
+/* the bytes of token id (not NUL-terminated; valid until the tokenizer changes) */
+int ewb_tokenizer_token(const ewb_tokenizer *tk, int64_t id, const char **bytes, int64_t *len);
+/* the lowest id whose bytes are exactly these, or -1 */
+int64_t ewb_tokenizer_token_id(const ewb_tokenizer *tk, const char *bytes, int64_t len);
+/* ids (n) i64; len < 0: NUL-terminated; flags EWB_TOK_BOS | EWB_TOK_EOS | EWB_TOK_NO_SPECIAL */
+int ewb_tokenizer_encode(const ewb_tokenizer *tk, const char *text, int64_t len, int flags, ewb_tensor **out);
+/* ids (n, T) i64 and mask (n, T) bool (1 = token, 0 = padding); T = max_len if
+   max_len > 0 (longer encodings are cut to their first T ids), else the
+   longest encoding. Padding is <pad>'s id, or 0 without a <pad>. lens may be
+   NULL (NUL-terminated texts). flags as encode, plus EWB_TOK_PAD_LEFT. */
+int ewb_tokenizer_encode_batch(const ewb_tokenizer *tk, const char *const *texts, const int64_t *lens,
+                               int64_t n, int64_t max_len, int flags, ewb_tensor **ids, ewb_tensor **mask);
+/* the bytes of ids (any shape, i64 or i32, read in row-major order) into buf;
+   *needed = their length. buf is written only when n >= *needed (no NUL added).
+   flags: EWB_TOK_SKIP_SPECIAL */
+int ewb_tokenizer_decode(const ewb_tokenizer *tk, const ewb_tensor *ids, int flags, char *buf, int64_t n,
+                         int64_t *needed);
+/* a text file: "ecgwb-bpe 1", the specials, the merges as id pairs, a checksum (format in core/tokenizer.c) */
+int ewb_tokenizer_save(const ewb_tokenizer *tk, const char *file);
+int ewb_tokenizer_load(ewb_tokenizer **out, const char *file);
+/* the pre-tokenisation alone: end offsets of the words of text (no special
+   tokens); the first cap go to ends (may be NULL), *n = the number of words */
+int ewb_pretokenize(const char *text, int64_t len, int64_t *ends, int64_t cap, int64_t *n);
+/* (end of tokenizer) */
 /* ---- WFDB records and annotations (core/wfdb.c) ---- */
 /* PhysioNet's WFDB format: a text header (record.hea) and binary signal files;
    MIT annotation files (record.atr). Digital samples are i32; an invalid
