@@ -209,9 +209,13 @@ static int uclass(int32_t cp) {
 }
 
 static inline int char_class(const unsigned char *s, int64_t n, int *len) {
-    if (s[0] < 0x80) { /* fast path */
+    unsigned c = s[0];
+    if (c < 0x80) { /* fast path: uclass's ASCII rules */
         *len = 1;
-        return uclass(s[0]);
+        if ((c | 0x20) - 'a' < 26u) return C_L;
+        if (c - '0' < 10u) return C_N;
+        if (c == ' ' || c - 0x09 < 5u) return C_S;
+        return C_P;
     }
     return uclass(utf8_decode(s, n, len));
 }
@@ -286,6 +290,7 @@ struct ewb_tokenizer {
     int64_t *tok_off;       /* (ntok + 1) offsets into tok_bytes */
     char *tok_bytes;
     pmap rank;              /* (left, right) -> merge index */
+    int32_t *byte_rank;     /* (256, 256): merge index of a pair of bytes, -1 if none */
     int32_t *strtab;        /* open addressing: token bytes -> lowest id, -1 free */
     int64_t strcap;
     int64_t *spec_order;    /* special indices, longest first */
@@ -321,8 +326,10 @@ static int rebuild(ewb_tokenizer *tk) {
     while (strcap < 2 * ntok) strcap *= 2;
     int32_t *strtab = malloc(sizeof(int32_t) * strcap);
     int64_t *order = malloc(sizeof(int64_t) * (tk->nspecial ? tk->nspecial : 1));
+    int32_t *byte_rank = malloc(sizeof(int32_t) * 65536);
     pmap rank = {0};
-    if (!bytes || !strtab || !order) goto oom;
+    if (!bytes || !strtab || !order || !byte_rank) goto oom;
+    for (int i = 0; i < 65536; i++) byte_rank[i] = -1;
     for (int i = 0; i < 256; i++) bytes[i] = (char)i;
     for (int64_t i = 0; i < tk->nmerges; i++) {
         int32_t a = tk->merges[2 * i], b = tk->merges[2 * i + 1];
@@ -330,6 +337,7 @@ static int rebuild(ewb_tokenizer *tk) {
         memcpy(dst, bytes + off[a], (size_t)(off[a + 1] - off[a]));
         memcpy(dst + (off[a + 1] - off[a]), bytes + off[b], (size_t)(off[b + 1] - off[b]));
         if (pmap_put(&rank, pkey(a, b), (int32_t)i)) goto oom;
+        if (a < 256 && b < 256) byte_rank[a * 256 + b] = (int32_t)i;
     }
     for (int64_t i = 0; i < tk->nspecial; i++)
         memcpy(bytes + off[256 + tk->nmerges + i], tk->special[i], (size_t)tk->special_len[i]);
@@ -360,7 +368,9 @@ static int rebuild(ewb_tokenizer *tk) {
     free(tk->tok_bytes);
     free(tk->strtab);
     free(tk->spec_order);
+    free(tk->byte_rank);
     pmap_free(&tk->rank);
+    tk->byte_rank = byte_rank;
     tk->ntok = ntok;
     tk->tok_off = off;
     tk->tok_bytes = bytes;
@@ -378,6 +388,7 @@ oom:
     free(bytes);
     free(strtab);
     free(order);
+    free(byte_rank);
     pmap_free(&rank);
     return ewb_error("tokenizer: out of memory");
 }
@@ -392,6 +403,7 @@ void ewb_tokenizer_free(ewb_tokenizer *tk) {
     free(tk->tok_bytes);
     free(tk->strtab);
     free(tk->spec_order);
+    free(tk->byte_rank);
     pmap_free(&tk->rank);
     free(tk);
 }
@@ -855,14 +867,14 @@ static int bpe_word(const ewb_tokenizer *tk, const unsigned char *s, int64_t n, 
         prev[i] = i - 1;
     }
     for (int32_t i = 0; i + 1 < n; i++) {
-        int32_t r = pmap_get(&tk->rank, pkey(sym[i], sym[i + 1]));
+        int32_t r = tk->byte_rank[s[i] * 256 + s[i + 1]];
         if (r >= 0) bpush(sc->heap, &nh, (bent){r, i});
     }
     while (nh > 0) {
         bent e = bpop(sc->heap, &nh);
         int32_t i = e.pos, j = next[i];
         /* valid only if i is alive and its pair with its neighbour is still this merge */
-        if (sym[i] < 0 || j < 0 || pmap_get(&tk->rank, pkey(sym[i], sym[j])) != e.rank) continue;
+        if (sym[i] != tk->merges[2 * e.rank] || j < 0 || sym[j] != tk->merges[2 * e.rank + 1]) continue;
         sym[i] = 256 + e.rank;
         sym[j] = -1;
         next[i] = next[j];
