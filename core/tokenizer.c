@@ -1023,7 +1023,7 @@ int ewb_tokenizer_decode(const ewb_tokenizer *tk, const ewb_tensor *ids, int fla
             int64_t id = i64 ? ((const int64_t *)data)[i] : ((const int32_t *)data)[i];
             if (id < 0 || id >= tk->ntok) {
                 ewb_tensor_free(c);
-                return ewb_error("tokenizer_decode: id %lld at position %lld out of range for a vocabulary of %lld",
+                return ewb_error("tokenizer_decode: id %lld at position %lld (0-based) out of range for a vocabulary of %lld",
                                  (long long)id, (long long)i, (long long)tk->ntok);
             }
             if ((flags & EWB_TOK_SKIP_SPECIAL) && id >= first_special) continue;

@@ -599,8 +599,9 @@ static void test_errors(ewb_tokenizer *tk) {
     FAILS(ewb_tokenizer_decode(tk, ids, 0, NULL, 0, &need), "out of range for a vocabulary");
     OK(ewb_tensor_new(&f, EWB_DTYPE_F32, 1, shape));
     FAILS(ewb_tokenizer_decode(tk, f, 0, NULL, 0, &need), "ids must be i64 or i32");
-    FAILS(ewb_tokenizer_encode(tk, "x", 1, 64, &ids), "unknown flags");
     ewb_tensor_free(ids);
+    FAILS(ewb_tokenizer_encode(tk, "x", 1, 64, &ids), "unknown flags");
+    CHECK(ids == NULL, "no output on failure");
     ewb_tensor_free(f);
     /* i32 ids and a strided view decode too */
     int32_t w[4] = {'a', 'b', 'c', 'd'};
