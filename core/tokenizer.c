@@ -7,9 +7,10 @@
  *   2. pre-tokenisation splits a segment into words (below);
  *   3. each word starts as its bytes (ids 0..255) and the learned merges are
  *      applied lowest rank first, every occurrence left to right, until no
- *      adjacent pair has a merge (GPT-2's bpe()). Done here with a min-heap
- *      of (rank, position) over a linked list of symbols: O(n log n) in the
- *      word's length, so a megabyte "word" of random bytes is fine.
+ *      adjacent pair has a merge (GPT-2's bpe()). Short words scan for the
+ *      lowest-ranked pair; long ones use a min-heap of (rank, position) over
+ *      a linked list of symbols: O(n log n) in the word's length, so a
+ *      megabyte "word" of random bytes is fine.
  * Training counts the words of the corpus (split exactly as encode splits),
  * then repeatedly merges the most frequent adjacent pair over the unique
  * words weighted by their counts. Ties go to the smaller (left id, right id).
@@ -847,10 +848,43 @@ static bent bpop(bent *h, int64_t *n) {
     return top;
 }
 
-/* BPE of one word (n bytes) appended to out */
+/* BPE of one word (n bytes) appended to out. Words of up to SHORT_WORD bytes
+   take the lowest-ranked pair by a linear scan (the leftmost on ties, which
+   is the heap's order too); longer ones use the heap. */
+enum { SHORT_WORD = 64 };
 static int bpe_word(const ewb_tokenizer *tk, const unsigned char *s, int64_t n, ivec *out, scratch *sc) {
     if (n == 1 || tk->nmerges == 0) {
         for (int64_t i = 0; i < n; i++) EWB_TRY(ivec_push(out, s[i]));
+        return 0;
+    }
+    if (n <= SHORT_WORD) { /* the same merges by a linear scan: no heap, no links */
+        int32_t sym[SHORT_WORD], rk[SHORT_WORD]; /* rk[i]: rank of pair (i, i+1), INT32_MAX if none */
+        int m = (int)n;
+        for (int i = 0; i < m; i++) sym[i] = s[i];
+        for (int i = 0; i + 1 < m; i++) {
+            int32_t r = tk->byte_rank[s[i] * 256 + s[i + 1]];
+            rk[i] = r >= 0 ? r : INT32_MAX;
+        }
+        for (;;) {
+            int best = -1;
+            int32_t br = INT32_MAX;
+            for (int i = 0; i + 1 < m; i++)
+                if (rk[i] < br) { br = rk[i]; best = i; }
+            if (best < 0) break;
+            sym[best] = 256 + br;
+            for (int i = best + 1; i + 1 < m; i++) sym[i] = sym[i + 1];
+            for (int i = best + 1; i + 2 < m; i++) rk[i] = rk[i + 1];
+            m--;
+            if (best + 1 < m) {
+                int32_t r = pmap_get(&tk->rank, pkey(sym[best], sym[best + 1]));
+                rk[best] = r >= 0 ? r : INT32_MAX;
+            }
+            if (best > 0) {
+                int32_t r = pmap_get(&tk->rank, pkey(sym[best - 1], sym[best]));
+                rk[best - 1] = r >= 0 ? r : INT32_MAX;
+            }
+        }
+        for (int i = 0; i < m; i++) EWB_TRY(ivec_push(out, sym[i]));
         return 0;
     }
     if (n > INT32_MAX) return ewb_error("tokenizer_encode: a word of %lld bytes is too long", (long long)n);

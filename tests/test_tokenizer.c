@@ -310,7 +310,7 @@ static void test_round_trip(ewb_tokenizer *tk) {
 
 /* the heap-based encoder against the naive GPT-2 bpe(), word by word */
 static void test_against_naive(ewb_tokenizer *tk, corpus *c) {
-    int64_t ends[4096], nw, *ref = malloc(sizeof(int64_t) * 4096), mism = 0, words = 0;
+    int64_t ends[4096], nw, *ref = malloc(sizeof(int64_t) * 4096), mism = 0, words = 0, long_words = 0;
     for (int64_t t = 0; t < 200; t++) {
         char s[600];
         int n;
@@ -329,10 +329,12 @@ static void test_against_naive(ewb_tokenizer *tk, corpus *c) {
             int64_t m, *p = ids_of(ids, &m), k = naive_bpe(tk, (const unsigned char *)s + st, ends[i] - st, ref);
             if (m != k || memcmp(p, ref, sizeof(int64_t) * k) != 0) mism++;
             words++;
+            long_words += ends[i] - st > 64; /* the heap path; shorter words take the linear scan */
             ewb_tensor_free(ids);
         }
     }
     CHECK(mism == 0, "%lld of %lld words encode differently from the naive bpe()", (long long)mism, (long long)words);
+    CHECK(long_words >= 20, "only %lld words longer than 64 bytes were compared", (long long)long_words);
     free(ref);
 }
 
