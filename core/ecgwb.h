@@ -260,6 +260,26 @@ int ewb_sim_rr(ewb_tensor **out, int64_t n, double hr_mean, double hr_std, doubl
 
 /* ---- event loop, jobs, checkpoints (core/loop.c, core/checkpoint.c) ---- */
 
+
+/* -- checkpoints (core/checkpoint.c): a bag of named tensors and string
+   attributes, written atomically (FILE.tmp, fsync, rename) with a CRC-32,
+   verified on read. ewb_ckpt_write touches only the bag: it may run on a
+   worker thread (add tensors with copy = 1 to snapshot them first). -- */
+typedef struct ewb_ckpt ewb_ckpt;
+int ewb_ckpt_new(ewb_ckpt **out);
+void ewb_ckpt_free(ewb_ckpt *ck);
+/* name: a dataset path ("model/enc.weight"); copy = 1 snapshots t's data now,
+   copy = 0 keeps a reference (t must not change until the write is done) */
+int ewb_ckpt_add(ewb_ckpt *ck, const char *name, ewb_tensor *t, int copy);
+int ewb_ckpt_set_attr(ewb_ckpt *ck, const char *key, const char *text); /* replaces */
+int ewb_ckpt_write(const ewb_ckpt *ck, const char *path);
+int ewb_ckpt_read(const char *path, ewb_ckpt **out);   /* every tensor and attribute, checksum verified */
+int ewb_ckpt_verify(const char *path);                 /* 0 if path reads and its checksum matches */
+int ewb_ckpt_count(const ewb_ckpt *ck);
+const char *ewb_ckpt_name(const ewb_ckpt *ck, int i);  /* 0-based; NULL out of range */
+int ewb_ckpt_tensor(const ewb_ckpt *ck, int i, ewb_tensor **out); /* a new reference */
+const char *ewb_ckpt_attr(const ewb_ckpt *ck, const char *key);   /* NULL if absent */
+uint32_t ewb_crc32(uint32_t crc, const void *data, size_t n);     /* zlib's CRC-32; start with 0 */
 /* (end of event loop) */
 
 /* ---- differentiable beat synthesiser (kernels/beat.c) ---- */
