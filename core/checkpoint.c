@@ -28,6 +28,7 @@
  * then renamed over FILE, and the directory is fsynced. A crash at any
  * moment leaves either the old FILE or the new one, never a mix.
  */
+#include "internal.h"
 #include "h5_internal.h"
 #include <errno.h>
 #include <fcntl.h>

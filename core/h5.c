@@ -1,6 +1,4 @@
-/* h5.c: tensors in HDF5 files. Only core/ knows HDF5: this file, and
- * core/checkpoint.c, which reuses the dataset I/O, the error handling and the
- * lock below through core/h5_internal.h.
+/* h5.c: tensors in HDF5 files (only core/ knows HDF5).
  *
  * A dataset is addressed by a slash path ("enc/layers.0/weight", a leading
  * "/" is optional); writing creates the groups on the way. Stored types:
@@ -12,9 +10,11 @@
  * HDF5's own error printing is switched off; a failure becomes an ewb_error
  * naming the file, the dataset and the innermost HDF5 message. The serial
  * HDF5 library is not thread safe, so every entry point holds one mutex.
- * (h5_internal.h is not in the Makefile's header dependencies: after editing
- * it, rebuild core/h5.o and core/checkpoint.o, e.g. with make clean.)
+ * The mutex, the error helper, the file opener and the dataset read and write
+ * on an open file are shared with the other HDF5 users in core/ (dataset.c,
+ * checkpoint.c) through core/h5_internal.h.
  */
+#include "internal.h"
 #include "h5_internal.h"
 #include <errno.h>
 #include <pthread.h>
@@ -249,8 +249,11 @@ static const char *class_name(H5T_class_t c) {
     }
 }
 
-int ewb_h5_read_dataset(hid_t f, const char *op, const char *file, const char *name, ewb_tensor **out) {
-    hid_t d = -1, space = -1, ftype = -1, mtype = -1;
+/* rows [start, start+count) along dim 0 of dataset `name` of the open file
+   f, or the whole dataset when count < 0 */
+static int read_rows_of(hid_t f, const char *op, const char *file, const char *name, int64_t start, int64_t count,
+                        ewb_tensor **out) {
+    hid_t d = -1, space = -1, mspace = -1, ftype = -1, mtype = -1;
     ewb_tensor *t = NULL;
     int rc = -1;
     *out = NULL;
@@ -292,12 +295,32 @@ int ewb_h5_read_dataset(hid_t f, const char *op, const char *file, const char *n
     int64_t shape[EWB_MAX_DIMS];
     H5Sget_simple_extent_dims(space, dims, NULL);
     for (int i = 0; i < ndim; i++) shape[i] = (int64_t)dims[i];
+    if (count >= 0) { /* a hyperslab of rows */
+        if (ndim == 0) { ewb_error("%s: '%s': dataset '%s' is a scalar, it has no rows", op, file, name); goto done; }
+        if (start < 0 || start + count > shape[0]) {
+            ewb_error("%s: '%s': rows [%lld, %lld) are out of range for dataset '%s' of %lld rows", op, file,
+                      (long long)start, (long long)(start + count), name, (long long)shape[0]);
+            goto done;
+        }
+        shape[0] = count;
+        hsize_t off[EWB_MAX_DIMS] = {0}, cnt[EWB_MAX_DIMS];
+        off[0] = (hsize_t)start;
+        for (int i = 0; i < ndim; i++) cnt[i] = (hsize_t)shape[i];
+        if (count > 0 && H5Sselect_hyperslab(space, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0) {
+            ewb_h5_fail("%s: '%s': cannot select rows of dataset '%s'", op, file, name);
+            goto done;
+        }
+        mspace = H5Screate_simple(ndim, cnt, NULL);
+        if (mspace < 0) { ewb_h5_fail("%s: '%s': cannot describe rows of '%s'", op, file, name); goto done; }
+    }
     t = ewb_empty(dtype, ndim, shape);
     if (!t) goto done;
     /* a bool enum may use other names or a signed base: read its raw bytes */
     mtype = dtype == EWB_DTYPE_BOOL ? H5Tget_native_type(ftype, H5T_DIR_ASCEND) : mem_type_of(dtype);
     if (mtype < 0) { ewb_h5_fail("%s: '%s': cannot map the type of dataset '%s'", op, file, name); goto done; }
-    if (ewb_tensor_numel(t) > 0 && H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, ewb_tensor_data(t)) < 0) {
+    if (ewb_tensor_numel(t) > 0 &&
+        H5Dread(d, mtype, mspace >= 0 ? mspace : H5S_ALL, mspace >= 0 ? space : H5S_ALL, H5P_DEFAULT,
+                ewb_tensor_data(t)) < 0) {
         ewb_h5_fail("%s: '%s': cannot read dataset '%s' as %s", op, file, name, ewb_s(t));
         goto done;
     }
@@ -312,20 +335,25 @@ done:
     ewb_tensor_free(t);
     if (mtype >= 0) H5Tclose(mtype);
     if (ftype >= 0) H5Tclose(ftype);
+    if (mspace >= 0) H5Sclose(mspace);
     if (space >= 0) H5Sclose(space);
     if (d >= 0) H5Dclose(d);
     H5Eclear2(H5E_DEFAULT);
     return rc;
 }
 
-static int read_locked(const char *file, const char *name, ewb_tensor **out) {
+int ewb_h5_read_dataset(hid_t f, const char *op, const char *file, const char *name, ewb_tensor **out) {
+    return read_rows_of(f, op, file, name, 0, -1, out);
+}
+
+static int read_locked(const char *file, const char *name, int64_t start, int64_t count, ewb_tensor **out) {
     if (!file) return ewb_error("h5_read: file name is NULL");
     if (!out) return ewb_error("h5_read: '%s': out pointer is NULL", file);
     *out = NULL;
     if (!(name = clean_name("h5_read", file, name))) return -1;
     hid_t f = ewb_h5_open_existing("h5_read", file, H5F_ACC_RDONLY);
     if (f < 0) return -1;
-    int rc = ewb_h5_read_dataset(f, "h5_read", file, name, out);
+    int rc = read_rows_of(f, "h5_read", file, name, start, count, out);
     H5Fclose(f);
     H5Eclear2(H5E_DEFAULT);
     return rc;
@@ -333,7 +361,14 @@ static int read_locked(const char *file, const char *name, ewb_tensor **out) {
 
 int ewb_h5_read(const char *file, const char *name, ewb_tensor **out) {
     ewb_h5_enter();
-    return ewb_h5_leave(read_locked(file, name, out));
+    return ewb_h5_leave(read_locked(file, name, 0, -1, out));
+}
+
+int ewb_h5_read_rows(const char *file, const char *name, int64_t start, int64_t count, ewb_tensor **out) {
+    if (out) *out = NULL;
+    if (count < 0) return ewb_error("h5_read_rows: '%s': negative row count %lld", file ? file : "(null)", (long long)count);
+    ewb_h5_enter();
+    return ewb_h5_leave(read_locked(file, name, start, count, out));
 }
 
 /* ---------------- list ---------------- */

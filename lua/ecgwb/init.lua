@@ -6,7 +6,7 @@ local M = require "ecgwb.ops"
 M.log = require "ecgwb.log"
 
 -- top-level functions that live in a submodule
-local lazy_functions = { save_state_dict = "h5", load_state_dict = "h5" }
+local lazy_functions = { save_state_dict = "h5", load_state_dict = "h5", beat_synth = "beat" }
 
 return setmetatable(M, {
   __index = function(t, k)
