@@ -2,8 +2,6 @@
 (ecgwb.tensor, ecgwb.ops); submodules load on first use: wb.nn, wb.optim, ...
 See README.md for a tour. ]]
 local M = require "ecgwb.ops"
--- wb.log is both the tensor op wb.log(x) and the JSONL metric log wb.log.open(path)
-M.log = require "ecgwb.log"
 
 -- top-level functions that live in a submodule
 local lazy_functions = { save_state_dict = "h5", load_state_dict = "h5", beat_synth = "beat" }

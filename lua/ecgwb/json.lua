@@ -1,5 +1,5 @@
 --[[ ecgwb.json: a small JSON encoder and decoder, for configs stored in
-checkpoints and for JSONL metric logs (wb.log).
+checkpoints and for JSONL metric logs (wb.jsonl).
 
   local s = wb.json.encode({ step = 3, loss = 0.25, tags = { "a", "b" } })
   --> {"loss":0.25,"step":3,"tags":["a","b"]}

@@ -1,11 +1,10 @@
---[[ ecgwb.log: metric logs as JSONL (one JSON object per line), and
-wb.log(x), the elementwise natural log of a tensor, which it also is.
+--[[ ecgwb.jsonl: metric logs as JSONL (one JSON object per line).
 
-  local log = wb.log.open("runs/x/metrics.jsonl")          -- truncates
-  local log = wb.log.open("runs/x/metrics.jsonl", { append = true }) -- e.g. on resume
+  local log = wb.jsonl.open("runs/x/metrics.jsonl")          -- truncates
+  local log = wb.jsonl.open("runs/x/metrics.jsonl", { append = true }) -- e.g. on resume
   log:write { step = 100, loss = 0.31, lr = 3e-4 }         -- one line, flushed
   log:close()
-  for _, rec in ipairs(wb.log.read("runs/x/metrics.jsonl")) do print(rec.step, rec.loss) end
+  for _, rec in ipairs(wb.jsonl.read("runs/x/metrics.jsonl")) do print(rec.step, rec.loss) end
 
 Each line is written and flushed at once, so a reader (the dashboard, tail -f,
 pandas.read_json(lines=True)) sees whole records while the job runs, and a
@@ -15,8 +14,6 @@ NaN loss is written as NaN (Python's json reads it). Records are JSON objects
 with sorted keys; :write adds nothing of its own.
 ]]
 local json = require "ecgwb.json"
-local ops = require "ecgwb.ops"
-local tensor_log = ops.log
 
 local M = {}
 
@@ -24,10 +21,10 @@ local Log = {}
 Log.__index = Log
 
 function M.open(path, opts)
-  if type(path) ~= "string" then error("log.open: path must be a string, got " .. type(path), 2) end
+  if type(path) ~= "string" then error("jsonl.open: path must be a string, got " .. type(path), 2) end
   opts = opts or {}
   local f, err = io.open(path, opts.append and "a" or "w")
-  if not f then error("log.open: cannot open '" .. path .. "': " .. tostring(err), 2) end
+  if not f then error("jsonl.open: cannot open '" .. path .. "': " .. tostring(err), 2) end
   return setmetatable({ path = path, file = f, n = 0 }, Log)
 end
 
@@ -50,9 +47,9 @@ end
 -- every record of a JSONL file, as a list of tables. A last line without its
 -- newline (a writer killed mid-line) is dropped unless opts.strict.
 function M.read(path, opts)
-  if type(path) ~= "string" then error("log.read: path must be a string, got " .. type(path), 2) end
+  if type(path) ~= "string" then error("jsonl.read: path must be a string, got " .. type(path), 2) end
   local f, err = io.open(path, "rb")
-  if not f then error("log.read: cannot open '" .. path .. "': " .. tostring(err), 2) end
+  if not f then error("jsonl.read: cannot open '" .. path .. "': " .. tostring(err), 2) end
   local text = f:read("*a")
   f:close()
   local out, lineno, pos = {}, 0, 1
@@ -63,7 +60,7 @@ function M.read(path, opts)
     if line:match("%S") then
       local ok, rec = pcall(json.decode, line)
       if not ok then
-        if nl or (opts and opts.strict) then error(string.format("log.read: %s:%d: %s", path, lineno, rec), 2) end
+        if nl or (opts and opts.strict) then error(string.format("jsonl.read: %s:%d: %s", path, lineno, rec), 2) end
       else
         out[#out + 1] = rec
       end
@@ -74,5 +71,4 @@ function M.read(path, opts)
   return out
 end
 
--- wb.log(x) and wb.log.open(path) share the name: calling the module is the tensor op
-return setmetatable(M, { __call = function(_, ...) return tensor_log(...) end })
+return M
