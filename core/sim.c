@@ -37,7 +37,7 @@
  * interval (drawn 130–190 ms, or cfg->pr_ms) with a 100 ms wide P.
  *
  * Fiducials: a group of waves (P, QRS, T) starts and ends where the norm of
- * its dipole exceeds 10% of its peak. PR = QRS on − P on, QRS = QRS off −
+ * its dipole exceeds 10% (QRS: 5%) of its peak. PR = QRS on − P on, QRS = QRS off −
  * QRS on, QT = T off − QRS on, QTc = QT / √RR (Bazett).
  *
  * Noise is added per electrode (RA, LA, LL, V1–V6) and the leads are formed
@@ -84,8 +84,9 @@ static const double DOWER[8][3] = {
    pulling numerical drift back to zero. */
 static const double BASELINE_PULL = 0.1;
 
-/* onset/offset threshold of a wave group, and the same for a lone Gaussian */
-static const double FID_FRAC = 0.1;
+/* onset/offset threshold of a wave group (the QRS's is lower: ECGSYN's S
+   wave is ~10% of the R, and must not straddle it), and the same for a lone Gaussian */
+static const double FID_FRAC = 0.1, FID_FRAC_QRS = 0.05;
 static const double FID_SIGMAS = 2.1460; /* sqrt(2 ln 10) */
 
 const char *const EWB_LEAD_NAMES[12] = {"I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"};
@@ -219,7 +220,7 @@ static span group_span(const morph *m, int g) {
     }
     for (int k = 0; k < np; k++) {
         dipole_at(m, 1 << g, lo + k * step, d);
-        if (sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]) > FID_FRAC * best) {
+        if (sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]) > (g == G_QRS ? FID_FRAC_QRS : FID_FRAC) * best) {
             if (isnan(s.on)) s.on = lo + k * step;
             s.off = lo + k * step;
         }
@@ -277,6 +278,13 @@ static void rotate_frontal(morph *m, int gmask, double deg) {
             m->w[i].A[1] = s * x + c * y;
         }
 }
+/* actual minus requested axis (deg, wrapped) after rotating the QRS by rot */
+static double axis_err(const morph *m, double want, double rot) {
+    morph tmp = *m;
+    rotate_frontal(&tmp, 1 << G_QRS, rot);
+    double e = qrs_axis(&tmp) - want;
+    return e - 360 * floor((e + 180) / 360);
+}
 static int find_wave(const morph *m, int g, int nth) {
     for (int i = 0; i < m->n; i++)
         if (m->w[i].g == g && nth-- == 0) return i;
@@ -320,7 +328,7 @@ static void build_forms(const ewb_sim_config *cfg, double hr, const morph_draws 
     m->n = 0;
     for (int i = 0; i < 5; i++) {
         double t = THETA_DEG[i] * PI / 180 * tscale[i] / wa, sig = B_ECGSYN[i] * h / wa;
-        if (i >= 1 && i <= 3) { /* QRS: ECGSYN's at 60 bpm, widened to 80-100 ms at any rate */
+        if (i >= 1 && i <= 3) { /* QRS: ECGSYN's at 60 bpm (80-100 ms) at any rate */
             t = THETA_DEG[i] * PI / 180 / (2 * PI) * dr->qrs_k;
             sig = B_ECGSYN[i] / (2 * PI) * dr->qrs_k;
         }
@@ -339,9 +347,9 @@ static void build_forms(const ewb_sim_config *cfg, double hr, const morph_draws 
     /* conduction: bundle branch blocks change the QRS and, secondarily, the T wave */
     if (cfg->bbb == EWB_SIM_RBBB) {
         /* late rightward-anterior activation of the RV: R' in V1, broad S in I, V6 */
-        m->w[iS].sig *= 1.6;
-        m->w[iS].t += 0.010;
-        add_wave(m, G_QRS, m->w[iS].t + 0.035, 0.020, -0.55, 0.05, -0.45);
+        m->w[iS].sig *= 1.4;
+        m->w[iS].t += 0.005;
+        add_wave(m, G_QRS, m->w[iS].t + 0.025, 0.020, -0.5, 0.05, -0.42);
         for (int c = 0; c < 3; c++) m->w[iT].A[c] *= 0.6; /* T smaller, opposite the R' in V1 */
         m->w[iT].A[2] += 0.08;
     } else if (cfg->bbb == EWB_SIM_LBBB) {
@@ -360,14 +368,19 @@ static void build_forms(const ewb_sim_config *cfg, double hr, const morph_draws 
     /* frontal axis: rotate the QRS (and the T by half as much) to the requested
        axis, or to the record's drawn normal axis */
     double want = cfg->set_axis ? cfg->axis_deg : dr->axis, rot = 0;
-    for (int it = 0; it < 30; it++) {
-        morph tmp = *m;
-        rotate_frontal(&tmp, 1 << G_QRS, rot);
-        double err = want - qrs_axis(&tmp);
-        err -= 360 * floor((err + 180) / 360);
-        if (fabs(err) < 0.01) break;
-        rot += err;
+    /* the Dower limb rows are not orthogonal, so the axis is a nonlinear
+       function of the rotation: bracket a sign change on a 2° grid, then bisect */
+    double lo = 0, flo = axis_err(m, want, 0);
+    for (double r = -180; r < 180; r += 2) {
+        double a = axis_err(m, want, r), b = axis_err(m, want, r + 2);
+        if (a <= 0 && b > 0 && b - a < 90) { lo = r; flo = a; break; }
     }
+    double hi = lo + 2;
+    for (int it = 0; it < 40; it++) {
+        double mid = (lo + hi) / 2, f = axis_err(m, want, mid);
+        if ((f <= 0) == (flo <= 0)) { lo = mid; flo = f; } else hi = mid;
+    }
+    rot = (lo + hi) / 2;
     rotate_frontal(m, 1 << G_QRS, rot);
     rotate_frontal(m, 1 << G_T, rot / 2);
     /* LVH: QRS voltage to the requested Sokolow-Lyon index, strain T opposite the QRS */
@@ -386,6 +399,7 @@ static void build_forms(const ewb_sim_config *cfg, double hr, const morph_draws 
     m->w[iP].t = q.on - pr + FID_SIGMAS * m->w[iP].sig;
     /* T placed at the QT interval: QTc (Bazett) drawn, J point to T end kept
        when a bundle branch block widens the QRS */
+    m->w[iT].sig = fmin(m->w[iT].sig, jt / 6); /* an ST segment before the T */
     m->w[iT].t = q.off + jt - FID_SIGMAS * m->w[iT].sig;
     /* long QT: a later, slightly broader T */
     if (cfg->qt_extra_ms > 0) {
@@ -625,7 +639,7 @@ static int simulate(const ewb_sim_config *cfg, float *ecg_out, float *clean_out,
     dr.amp_t = rng_uni(&rmorph, 0.8, 1.2);
     dr.axis = rng_uni(&rmorph, 30, 75);
     dr.pr = rng_uni(&rmorph, 0.130, 0.190);
-    dr.qrs_k = rng_uni(&rmorph, 1.25, 1.5);
+    dr.qrs_k = rng_uni(&rmorph, 0.85, 1.0);
     dr.qtc = rng_uni(&rmorph, 0.38, 0.44);
     dr.pvc_focus = rng_u(&rmorph);
     for (int c = 0; c < 3; c++) dr.pvc_jit[c] = rng_uni(&rmorph, -1, 1);
@@ -691,6 +705,7 @@ static int simulate(const ewb_sim_config *cfg, float *ecg_out, float *clean_out,
             if (g1 - g0 < 0.2) { double mid = (g0 + g1) / 2; g0 = mid - 0.1; g1 = mid + 0.1; }
             double active = (2 * PI - (g1 - g0)) / wa, gap_t = want - active;
             gap_t = fmax(gap_t, 0.15 * (g1 - g0) / wa);
+            if (next && pending > 0) pending = 2 * nominal - (active + gap_t); /* the coupling actually reached */
             ctx.g0 = g0;
             ctx.g1 = g1;
             ctx.wg = (g1 - g0) / gap_t;
