@@ -210,17 +210,16 @@ static span group_span(const morph *m, int g) {
             lo = fmin(lo, m->w[i].t - 4 * m->w[i].sig);
             hi = fmax(hi, m->w[i].t + 4 * m->w[i].sig);
         }
-    const double step = 0.25e-3;
+    double step = 0.5e-3, norm[4096], best = 0, d[3];
     int np = (int)((hi - lo) / step) + 1;
-    double best = 0, d[3];
+    if (np > 4096) { step = (hi - lo) / 4095; np = 4096; }
     for (int k = 0; k < np; k++) {
         dipole_at(m, 1 << g, lo + k * step, d);
-        double v = sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
-        if (v > best) { best = v; s.pk = lo + k * step; }
+        norm[k] = sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
+        if (norm[k] > best) { best = norm[k]; s.pk = lo + k * step; }
     }
     for (int k = 0; k < np; k++) {
-        dipole_at(m, 1 << g, lo + k * step, d);
-        if (sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]) > (g == G_QRS ? FID_FRAC_QRS : FID_FRAC) * best) {
+        if (norm[k] > (g == G_QRS ? FID_FRAC_QRS : FID_FRAC) * best) {
             if (isnan(s.on)) s.on = lo + k * step;
             s.off = lo + k * step;
         }
@@ -572,6 +571,20 @@ static void biquad(double *x, int64_t n, double fc, double fs, int hp) {
     }
 }
 
+/* x[i] += amp sin(2π f i/fs + ph) by a rotating phasor, re-anchored every 512 samples */
+static void add_sine(double *x, int64_t n, double amp, double f, double fs, double ph) {
+    double w = 2 * PI * f / fs, cw = cos(w), sw = sin(w);
+    for (int64_t i0 = 0; i0 < n; i0 += 512) {
+        double c = cos(w * i0 + ph), s = sin(w * i0 + ph);
+        for (int64_t i = i0; i < n && i < i0 + 512; i++) {
+            x[i] += amp * s;
+            double c2 = c * cw - s * sw;
+            s = s * cw + c * sw;
+            c = c2;
+        }
+    }
+}
+
 /* one noise source on the 9 electrodes RA LA LL V1..V6: e (9, n) */
 static void electrode_noise(int kind, double *e, int64_t n, double fs, double pl_hz, sim_rng *r) {
     memset(e, 0, sizeof *e * 9 * (size_t)n);
@@ -581,27 +594,33 @@ static void electrode_noise(int kind, double *e, int64_t n, double fs, double pl
         for (int el = 0; el < 9; el++) {
             double a1 = rng_uni(r, 0.2, 1), a2 = rng_uni(r, 0.2, 1), a3 = rng_uni(r, 0, 0.5);
             double p1 = rng_uni(r, 0, 2 * PI), p2 = rng_uni(r, 0, 2 * PI), p3 = rng_uni(r, 0, 2 * PI);
-            for (int64_t i = 0; i < n; i++) {
-                double t = i * dt;
-                e[el * n + i] = a1 * sin(2 * PI * fr * t + p1) + a2 * sin(2 * PI * fd * t + p2) + a3 * sin(2 * PI * f3 * t + p3);
-            }
+            add_sine(e + el * n, n, a1, fr, fs, p1);
+            add_sine(e + el * n, n, a2, fd, fs, p2);
+            add_sine(e + el * n, n, a3, f3, fs, p3);
         }
     } else if (kind == 1) { /* powerline: mains and a small third harmonic, amplitude and phase per electrode */
         for (int el = 0; el < 9; el++) {
             double a = rng_uni(r, 0.3, 1), p = rng_uni(r, -0.3, 0.3), p3 = rng_uni(r, 0, 2 * PI);
-            int harm = 3 * pl_hz < fs / 2;
-            for (int64_t i = 0; i < n; i++) {
-                double t = i * dt;
-                e[el * n + i] = a * sin(2 * PI * pl_hz * t + p) + (harm ? 0.1 * a * sin(2 * PI * 3 * pl_hz * t + p3) : 0);
-            }
+            add_sine(e + el * n, n, a, pl_hz, fs, p);
+            if (3 * pl_hz < fs / 2) add_sine(e + el * n, n, 0.1 * a, 3 * pl_hz, fs, p3);
         }
     } else if (kind == 2) { /* muscle: white noise band-passed to 20-150 Hz, in bursts, larger on the limbs */
         double lp = fmin(150, 0.4 * fs), fm = rng_uni(r, 0.1, 0.5);
         for (int el = 0; el < 9; el++) {
             double *x = e + el * n, g = el < 3 ? 1.5 : 1, pm = rng_uni(r, 0, 2 * PI);
-            for (int64_t i = 0; i < n; i++) x[i] = rng_normal(r);
+            for (int64_t i = 0; i + 1 < n; i += 2) { /* Box-Muller pairs */
+                double u1 = rng_u(r), u2 = rng_u(r), rad = sqrt(-2 * log(u1));
+                x[i] = rad * cos(2 * PI * u2);
+                x[i + 1] = rad * sin(2 * PI * u2);
+            }
+            if (n % 2) x[n - 1] = rng_normal(r);
             if (lp > 25) { biquad(x, n, 20, fs, 1); biquad(x, n, lp, fs, 0); }
-            for (int64_t i = 0; i < n; i++) x[i] *= g * (0.6 + 0.4 * sin(2 * PI * fm * i * dt + pm));
+            double env[512];
+            for (int64_t i0 = 0; i0 < n; i0 += 512) { /* burst envelope (slow): exact every 512 samples, linear between */
+                double a0 = 0.6 + 0.4 * sin(2 * PI * fm * i0 * dt + pm), a1 = 0.6 + 0.4 * sin(2 * PI * fm * (i0 + 512) * dt + pm);
+                for (int j = 0; j < 512; j++) env[j] = a0 + (a1 - a0) * j / 512.0;
+                for (int64_t i = i0; i < n && i < i0 + 512; i++) x[i] *= g * env[i - i0];
+            }
         }
     } else { /* electrode motion: steps that decay, with a damped oscillation, on random electrodes */
         double seconds = n * dt;
