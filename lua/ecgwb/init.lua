@@ -4,7 +4,7 @@ See README.md for a tour. ]]
 local M = require "ecgwb.ops"
 
 -- top-level functions that live in a submodule
-local lazy_functions = { save_state_dict = "h5", load_state_dict = "h5" }
+local lazy_functions = { save_state_dict = "h5", load_state_dict = "h5", beat_synth = "beat" }
 
 return setmetatable(M, {
   __index = function(t, k)
