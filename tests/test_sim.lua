@@ -106,6 +106,49 @@ local one = wb.sim.record(batch[7])
 T.close(b.ecg[7], one.ecg, 0, "batch record 7 = single record")
 T.ok(b.report[7] == one.report, "and the same report")
 
+-- ecgwb's own R-peak detector and delineator (core/signal.c) against the
+-- truth, on three clean records of each condition: HR within 2 bpm; PR, QRS
+-- and QT within 20 ms. Conditions where they do not yet agree are listed as
+-- expected failures: they are checked and reported (XFAIL), and reported as
+-- XPASS once they agree, without failing the suite.
+local xfail = {
+  LBBB = "the R-peak detector counts ~143 bpm at 70 (notched R / discordant T)",
+  AFLT = "QRS off by up to 54 ms among flutter waves",
+  AFIB = "record 3: an f wave (0.18 mV in V1) in a 1.2 s pause is detected as a beat",
+  STE = "QRS 30 ms short with ST elevation",
+  STD = "QRS ~110 ms long with ST depression",
+  LAD = "record 1: QT 135 ms short and axis +69 for -60",
+  RAD = "record 1: QT 135 ms short",
+}
+local dconds = {
+  { name = "NORM" }, { name = "SBRAD", hr = 48 }, { name = "STACH", hr = 120 }, { name = "AFIB", rhythm = "afib", hr = 90 },
+  { name = "AFLT", rhythm = "aflt", flutter_block = 4 }, { name = "1AVB", pr_ms = 260 }, { name = "LBBB", bbb = "left" },
+  { name = "RBBB", bbb = "right" }, { name = "PVC", pvc_prob = 0.2 }, { name = "STE", st = "anterior" },
+  { name = "STD", std_mv = 0.15 }, { name = "INVT", t_inversion = true }, { name = "LVH", lvh_mv = 4.5 },
+  { name = "LQT", qt_extra_ms = 120 }, { name = "LAD", axis = -60 }, { name = "RAD", axis = 120 }, { name = "LVOLT", low_voltage_mv = 0.35 },
+}
+for _, c in ipairs(dconds) do
+  local bad = {}
+  for idx = 1, 3 do
+    local o = { seed = 11, index = idx }
+    for k, v in pairs(c) do if k ~= "name" then o[k] = v end end
+    local r = wb.sim.record(o)
+    local _, hr = wb.signal.rpeaks(r.clean, 500)
+    local m = wb.signal.delineate(r.clean, 500)
+    local t = r.truth
+    local function off(a, b, tol) return a == nil or a ~= a or math.abs(a - b) >= tol end
+    if off(hr, t.hr, 2) then bad[#bad + 1] = string.format("HR %.1f vs %.1f", hr or -1, t.hr) end
+    if t.pr_ms and off(m.pr, t.pr_ms, 20) then bad[#bad + 1] = string.format("PR %s vs %.0f", tostring(m.pr), t.pr_ms) end
+    if off(m.qrs, t.qrs_ms, 20) then bad[#bad + 1] = string.format("QRS %s vs %.0f", tostring(m.qrs), t.qrs_ms) end
+    if off(m.qt, t.qt_ms, 20) then bad[#bad + 1] = string.format("QT %s vs %.0f", tostring(m.qt), t.qt_ms) end
+  end
+  if xfail[c.name] then
+    print((#bad > 0 and "XFAIL " or "XPASS ") .. c.name .. ": delineator vs truth (" .. xfail[c.name] .. ") " .. table.concat(bad, "; "))
+  else
+    T.ok(#bad == 0, c.name .. ": delineator recovers the truth " .. table.concat(bad, "; "))
+  end
+end
+
 T.fails(function() wb.sim.record { rhythm = "vfib" } end, "sim.record: unknown rhythm 'vfib'")
 T.fails(function() wb.sim.record { st = "posterior" } end, "unknown ST territory 'posterior'")
 T.fails(function() wb.sim.record { noise = { hum = 3 } } end, "unknown noise 'hum'")
