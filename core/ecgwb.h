@@ -443,6 +443,14 @@ int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int 
    `labels` (N, L) u8 with `label_names`, `reports` (variable-length UTF-8).
    Records are numbered from 0 here. */
 typedef struct ewb_dataset ewb_dataset;
+/* a named label set, stored as labels_<name> (N, nlabels) u8 and
+   label_names_<name> (nlabels) strings; the root attribute `label_sets`
+   lists the names. name: letters, digits and '_' */
+typedef struct ewb_dataset_label_set {
+    const char *name;
+    int64_t nlabels;
+    const char *const *label_names;
+} ewb_dataset_label_set;
 typedef struct ewb_dataset_spec {
     double fs;                        /* Hz */
     int64_t leads, samples;
@@ -453,6 +461,8 @@ typedef struct ewb_dataset_spec {
     int int16;                        /* 1: store signals as int16 = round(x * gain) */
     double gain;                      /* int16 steps per unit (e.g. 1000 per mV) */
     int compression;                  /* deflate level 0..9 (0: none), or -1: the default (4) */
+    int64_t nsets;                    /* named label sets besides `labels` (e.g. PTB-XL's SCP levels) */
+    const ewb_dataset_label_set *sets;
 } ewb_dataset_spec;
 /* a batch of n records to append; every field but signals may be NULL */
 typedef struct ewb_dataset_batch {
@@ -464,6 +474,9 @@ typedef struct ewb_dataset_batch {
     const ewb_tensor *split;          /* (n) fold or split number; NULL: 0 */
     const char *const *ids;           /* n UTF-8 strings; NULL: the record numbers */
     const char *const *reports;       /* n UTF-8 strings; NULL: "" */
+    int64_t nsets;                    /* label sets given: set_labels[k] (n, that set's nlabels) for the */
+    const char *const *set_names;     /* set named set_names[k]; sets not given (or NULL tensors): none set */
+    const ewb_tensor *const *set_labels;
 } ewb_dataset_batch;
 typedef struct ewb_dataset_info {
     int64_t n, leads, samples, nlabels;
@@ -471,6 +484,7 @@ typedef struct ewb_dataset_info {
     int int16;                        /* signals stored as int16 */
     double gain;                      /* 1 for f32 */
     int writable;
+    int64_t nsets;                    /* named label sets */
 } ewb_dataset_info;
 int ewb_dataset_create(ewb_dataset **out, const char *file, const ewb_dataset_spec *spec); /* truncates */
 int ewb_dataset_open(ewb_dataset **out, const char *file, int writable);
@@ -482,10 +496,15 @@ const char *ewb_dataset_file(const ewb_dataset *ds);
 const char *ewb_dataset_units(const ewb_dataset *ds);
 const char *ewb_dataset_lead_name(const ewb_dataset *ds, int64_t i);   /* NULL if out of range */
 const char *ewb_dataset_label_name(const ewb_dataset *ds, int64_t i);
+const char *ewb_dataset_set_name(const ewb_dataset *ds, int64_t k);                 /* NULL if out of range */
+int64_t ewb_dataset_set_nlabels(const ewb_dataset *ds, int64_t k);                  /* -1 if out of range */
+const char *ewb_dataset_set_label_name(const ewb_dataset *ds, int64_t k, int64_t i);
 /* records [start, start+count): signals (count, leads, samples) f32 in units */
 int ewb_dataset_read(ewb_dataset *ds, int64_t start, int64_t count, ewb_tensor **out);
 /* labels (count, nlabels) bool */
 int ewb_dataset_read_labels(ewb_dataset *ds, int64_t start, int64_t count, ewb_tensor **out);
+/* labels of the named set (NULL or "": `labels`), (count, that set's nlabels) bool */
+int ewb_dataset_read_set_labels(ewb_dataset *ds, const char *set, int64_t start, int64_t count, ewb_tensor **out);
 /* a numeric per-record field, (count): "patient_id" i64, "age" f32, "sex" i32, "split" i32 */
 int ewb_dataset_read_field(ewb_dataset *ds, const char *field, int64_t start, int64_t count, ewb_tensor **out);
 /* a string field ("id" or "reports") of count records into buf, each string
