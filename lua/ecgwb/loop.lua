@@ -61,7 +61,7 @@ local function drop_source(id) if sources[id] then sources[id] = nil; nsources =
 local function push_ready(task, how, value)
   task.state = "ready"
   task.resume_how, task.resume_value = how, value
-  if task.paused then task.parked = true; task.state = "paused"; return end
+  if task.paused then task.parked = true; return end -- queued when resumed
   ready_tail = ready_tail + 1
   ready_q[ready_tail] = task
 end
@@ -95,17 +95,19 @@ M.current = current_task
 local function errmsg(e)
   if e == STOP then return e end
   local ok, s = pcall(tostring, e)
-  return debug.traceback(ok and s or "(error object)", 2)
+  return debug.traceback(ok and s or "(error object)", 1)
 end
 
+M.err_out = io.stderr -- where failures of tasks nobody awaits are reported
 local function report_failure(task)
   M.failures = M.failures + 1
+  local out = M.err_out
   if task == main_task then
-    io.stderr:write(tostring(task.error), "\n")
+    out:write(tostring(task.error), "\n")
   else
-    io.stderr:write(string.format("ecgwb: task %d (%s) failed: %s\n", task.id, task.name, tostring(task.error)))
+    out:write(string.format("ecgwb: task %d (%s) failed: %s\n", task.id, task.name, tostring(task.error)))
   end
-  io.stderr:flush()
+  out:flush()
 end
 
 local function finish(task, ok, ...)
@@ -133,7 +135,7 @@ function M.spawn(fn, ...)
   if type(fn) ~= "function" then error("spawn: expected a function, got " .. type(fn), 2) end
   next_task_id = next_task_id + 1
   local task = setmetatable({ id = next_task_id, name = "task " .. next_task_id, state = "ready",
-    metrics = {}, history = {}, joiners = {}, finalizers = {}, started_at = C.ewb_now() }, Task)
+    _metrics = {}, history = {}, joiners = {}, finalizers = {}, started_at = C.ewb_now() }, Task)
   local args = { n = select("#", ...), ... }
   task.co = coroutine.create(function(how)
     if how == RESUME_STOP or task.stop_requested then return finish(task, false, STOP) end
@@ -148,7 +150,7 @@ end
 -- whether it may raise in the running Lua code (only in the foreground task)
 local function run(task)
   if task.state ~= "ready" then return end -- ended after it was queued
-  if task.paused then task.parked = true; task.state = "paused"; return end
+  if task.paused then task.parked = true; return end
   task.state = "running"
   local prev = current
   current = task
@@ -278,7 +280,7 @@ local function abort_wait(task, how)
     waiters[task.wait_id] = nil
     task.wait_id, task.wait_cancel = nil, nil
     push_ready(task, how)
-  elseif task.state == "ready" or task.state == "paused" then
+  elseif task.state == "ready" then
     task.resume_how = how
   end
 end
@@ -447,17 +449,21 @@ function Task:fg()
   return unpack(results, 2, table.maxn(results))
 end
 
-function Task:status() return self.state end
-function Task:metrics() return self.metrics end
+-- "running" (its turn comes, or it runs), "waiting" (a timer, work or task),
+-- "paused", "done", "failed" or "stopped"
+function Task:status()
+  if self.paused and alive[self.id] then return "paused" end
+  return self.state == "ready" and "running" or self.state
+end
+function Task:metrics() return self._metrics end
 function Task:pause()
-  if alive[self.id] then self.paused = true; if self.state == "ready" then self.state = "paused" end end
+  if alive[self.id] then self.paused = true end -- takes effect at its next yield
   return self
 end
 function Task:resume()
   if self.paused then
     self.paused = false
-    if self.parked then self.parked = false; self.state = "ready"; ready_tail = ready_tail + 1; ready_q[ready_tail] = self
-    elseif self.state == "paused" then self.state = "ready" end
+    if self.parked then self.parked = false; ready_tail = ready_tail + 1; ready_q[ready_tail] = self end
   end
   return self
 end
@@ -474,14 +480,14 @@ function Task:stop()
       for i, j in ipairs(t.joiners) do if j == self then table.remove(t.joiners, i) break end end
     end
     push_ready(self, RESUME_STOP)
-  elseif self.state == "ready" or self.state == "paused" then
+  elseif self.state == "ready" then
     self.resume_how = RESUME_STOP
   end
   return self
 end
 function Task:__tostring()
-  local m = self.metrics
-  local s = string.format("%s %d %s: %s", self.kind or "task", self.id, self.name, self.state)
+  local m = self._metrics
+  local s = string.format("%s %d %s: %s", self.kind or "task", self.id, self.name, self:status())
   if m.step then s = s .. string.format(", step %s%s", m.step, m.total and ("/" .. m.total) or "") end
   if m.loss then s = s .. string.format(", loss %.4g", m.loss) end
   return s
@@ -495,10 +501,10 @@ end
 -- the metrics of the calling task (or of the foreground): merges t and keeps
 -- a history; in a task it then yields, so a training loop that reports each
 -- step keeps the REPL answering
-M.foreground = { metrics = {}, history = {} }
+M.foreground = { _metrics = {}, history = {} }
 function M.report(t, no_yield)
   local task = current_task() or M.foreground
-  local m, h = task.metrics, task.history
+  local m, h = task._metrics, task.history
   local row = { time = C.ewb_now() }
   for k, v in pairs(t) do m[k] = v; row[k] = v end
   h[#h + 1] = row
