@@ -147,8 +147,9 @@ int ewb_timer_start(ewb_timer **out, int64_t id, double ms, double repeat_ms) {
     t->id = id;
     t->h.data = t;
     uv_timer_init(&g_loop, &t->h);
-    /* libuv counts whole milliseconds; round up so a timer never fires early */
-    uint64_t first = (uint64_t)(ms + 0.999), rep = (uint64_t)(repeat_ms + 0.999);
+    /* libuv's clock counts whole milliseconds, truncated: round up and add
+       one so that a timer never fires early by wall-clock time */
+    uint64_t first = ms > 0 ? (uint64_t)ceil(ms) + 1 : 0, rep = (uint64_t)ceil(repeat_ms);
     uv_update_time(&g_loop); /* measure from now, not from the last loop iteration */
     int rc = uv_timer_start(&t->h, on_timer, first, rep);
     if (rc != 0) {

@@ -91,6 +91,8 @@ local function current_task()
   return nil
 end
 M.current = current_task
+-- the task of a script's main chunk (nil in the REPL)
+function M.main_task() return main_task end
 
 local function errmsg(e)
   if e == STOP then return e end
@@ -204,7 +206,13 @@ local function drain_events()
 end
 
 local function check_interrupt()
-  if C.ewb_loop_take_interrupt() ~= 0 then interrupted = true end
+  if C.ewb_loop_take_interrupt() ~= 0 then
+    -- the scheduler delivers it: a hook the host set for the foreground
+    -- must not fire in the next (background) task
+    debug.sethook()
+    C.ewb_set_interrupt(0)
+    interrupted = true
+  end
   return interrupted
 end
 

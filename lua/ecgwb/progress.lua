@@ -12,7 +12,8 @@ steps/s, ETA and the latest loss. Otherwise (a pipe, a log file): a plain line
 each time another 10% is done (`every_pct`) or `every_s` seconds have passed
 (default 30), and a last one at the end. Options: total, desc, out (a file,
 default io.stderr), tty (default: whether out is a terminal), every_pct,
-every_s, quiet. update() also reports step, total and the given values to the
+every_s, quiet (default: on a terminal, quiet in background tasks, whose
+progress print(job) shows). update() also reports step, total and the given values to the
 calling task's metrics (job:metrics()) and, in a task, yields to the loop.
 ]]
 local wb = require "ecgwb"
@@ -50,6 +51,9 @@ local function new(o)
   local loop = wb.loop
   local task = loop.current()
   self.quiet = o.quiet or (task and task.quiet) or false
+  -- on a terminal only the foreground redraws its line (a background job's
+  -- would overwrite the REPL's prompt); job:metrics() and print(job) show it
+  if self.tty and task and task ~= loop.main_task() and o.quiet == nil then self.quiet = true end
   return self
 end
 
