@@ -308,7 +308,11 @@ static void on_stdin(uv_poll_t *h, int status, int events) {
     (void)h;
     if (tty) {
         if (status < 0 || !(events & UV_READABLE)) { input_eof = 1; return; }
-        rl_callback_read_char();
+        /* libedit takes one character per call: take all that have come,
+           so that a typed line does not wait one task step per character */
+        struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
+        do rl_callback_read_char();
+        while (!have_line && !input_eof && poll(&p, 1, 0) > 0 && (p.revents & POLLIN));
         return;
     }
     if (status < 0) { input_eof = 1; return; }
