@@ -226,35 +226,364 @@ int ewb_ema_update(ewb_tensor *ema, ewb_tensor *param, double decay); /* ema = d
 int ewb_h5_write(const char *file, const char *name, const ewb_tensor *t, int truncate);
 int ewb_h5_read(const char *file, const char *name, ewb_tensor **out);
 int ewb_h5_list(const char *file, char *buf, int64_t n); /* dataset paths, one per line */
-/* ---- simulator (core/sim.c): ECGSYN on a 3-D dipole, 12 leads in mV ---- */
+/* ---- simulator (core/sim.c): ECGSYN on a 3-D dipole, 12 leads in mV ----
+   A zero-filled config past `index` is a clean normal sinus record; each
+   condition is switched on by its field. Conditions combine. */
+enum { EWB_SIM_SINUS = 0, EWB_SIM_AFIB = 1, EWB_SIM_AFLT = 2 };             /* rhythm */
+enum { EWB_SIM_BBB_NONE = 0, EWB_SIM_LBBB = 1, EWB_SIM_RBBB = 2 };         /* bbb */
+enum { EWB_SIM_ANTERIOR = 1, EWB_SIM_INFERIOR = 2, EWB_SIM_LATERAL = 4 };  /* st_territory bits */
+enum { EWB_SIM_NOISE_BW = 1, EWB_SIM_NOISE_PL = 2, EWB_SIM_NOISE_EMG = 4, EWB_SIM_NOISE_EM = 8 };
+/* label bits of ewb_sim_truth.labels; names from ewb_sim_label_name() */
+enum {
+    EWB_SIM_L_NORM = 0, EWB_SIM_L_SR, EWB_SIM_L_SBRAD, EWB_SIM_L_STACH, EWB_SIM_L_AFIB, EWB_SIM_L_AFLT,
+    EWB_SIM_L_1AVB, EWB_SIM_L_CLBBB, EWB_SIM_L_CRBBB, EWB_SIM_L_PVC, EWB_SIM_L_STE_ANT, EWB_SIM_L_STE_INF,
+    EWB_SIM_L_STE_LAT, EWB_SIM_L_STD, EWB_SIM_L_INVT, EWB_SIM_L_LVH, EWB_SIM_L_LNGQT, EWB_SIM_L_LAD,
+    EWB_SIM_L_RAD, EWB_SIM_L_LVOLT, EWB_SIM_NUM_LABELS
+};
 typedef struct ewb_sim_config {
     double fs;        /* Hz */
     double seconds;
-    double hr_mean;   /* bpm */
+    double hr_mean;   /* bpm (sinus and AF; AFLT's rate follows its flutter and block) */
     double hr_std;    /* bpm, beat-to-beat variability */
     double lf_hf;     /* LF/HF power ratio of the RR spectrum (0.5) */
     uint64_t seed;
     uint64_t index;   /* record number: (seed, index) fixes the record */
+    /* conditions */
+    int rhythm;            /* EWB_SIM_SINUS, _AFIB, _AFLT */
+    int flutter_block;     /* AFLT conduction ratio 2, 3 or 4; 0 = variable (2-4) */
+    double af_rr_cv;       /* AFIB coefficient of variation of RR; 0 = 0.2 */
+    double pr_ms;          /* PR interval (ms), 0 = drawn normal (130-190); > 200 is 1AVB */
+    int bbb;               /* EWB_SIM_BBB_NONE, _LBBB, _RBBB */
+    double pvc_prob;       /* probability that a beat is a PVC, [0, 0.5] */
+    int st_territory;      /* EWB_SIM_ANTERIOR | _INFERIOR | _LATERAL */
+    double st_mv;          /* ST elevation (mV) at J+60 ms in the territory's weakest lead */
+    double std_mv;         /* diffuse ST depression (mV) at J+60 ms in V5 */
+    int t_inversion;       /* invert the T wave */
+    double lvh_mv;         /* LVH: Sokolow-Lyon SV1 + max(RV5, RV6) in mV (>= 3.5), with strain; 0 = off */
+    double qt_extra_ms;    /* delay of the T wave (ms): long QT */
+    int set_axis;          /* 1: use axis_deg */
+    double axis_deg;       /* frontal QRS axis (deg), [-180, 180] */
+    double low_voltage_mv; /* max QRS peak-to-peak in limb leads (mV), (0, 0.5); 0 = off */
+    /* noise, added per electrode (limb-lead identities hold for the noisy signal too) */
+    int noise;             /* EWB_SIM_NOISE_* bits */
+    double snr_bw, snr_pl, snr_emg, snr_em; /* dB: mean clean lead power / mean noise lead power */
+    double pl_hz;          /* powerline frequency, 50 or 60; 0 = 50 */
+    double age;            /* years; 0 = drawn (18-90) */
+    int sex;               /* 1 male, 2 female; 0 = drawn */
 } ewb_sim_config;
+/* the record's ground truth; intervals of the dominant (non-PVC) beat, NaN when absent */
+typedef struct ewb_sim_truth {
+    double hr;             /* bpm, from the R peaks */
+    double pr_ms, qrs_ms, qt_ms, qtc_ms; /* QTc by Bazett */
+    double axis_deg;       /* frontal QRS axis from the net QRS areas in I and aVF */
+    double atrial_rate;    /* /min: P waves (sinus), F waves (AFLT), dominant f wave (AFIB) */
+    double qrs_limb_mv;    /* largest QRS peak-to-peak in the limb leads */
+    double sokolow_mv;     /* SV1 + max(RV5, RV6) */
+    double st_mv[12];      /* ST level at J+60 ms minus PR level, per lead (clean) */
+    double age;
+    int sex;               /* 1 male, 2 female */
+    int n_beats, n_pvc;
+    int flutter_block;     /* AFLT: 2-4, 0 = variable */
+    uint32_t labels;       /* bit k set: label k (EWB_SIM_L_*) */
+} ewb_sim_truth;
 /* ecg (12, round(fs*seconds)) in lead order I II III aVR aVL aVF V1..V6;
    rpeaks (n) i64 sample positions of the R waves (may be NULL) */
 int ewb_sim_ecg(const ewb_sim_config *cfg, ewb_tensor **ecg, ewb_tensor **rpeaks);
+/* everything about one record; any output may be NULL. clean is ecg before
+   noise; waves (beats, 9) i64 samples per beat: P on, P peak, P off, QRS on,
+   R, QRS off, T peak, T off (-1: absent), beat type (0 normal, 1 PVC) */
+int ewb_sim_record(const ewb_sim_config *cfg, ewb_tensor **ecg, ewb_tensor **clean, ewb_tensor **rpeaks,
+                   ewb_tensor **waves, ewb_sim_truth *truth);
+/* count records in parallel (OpenMP over records), all with cfg[0]'s fs and
+   seconds: ecg and clean (count, 12, n) f32, rpeaks (count, max beats) i64
+   padded with -1, truth[count]; outputs may be NULL */
+int ewb_sim_batch(const ewb_sim_config *cfg, int64_t count, ewb_tensor **ecg, ewb_tensor **clean,
+                  ewb_tensor **rpeaks, ewb_sim_truth *truth);
+const char *ewb_sim_label_name(int k);
 const char *ewb_lead_name(int i);
 /* ECGSYN's RR tachogram alone: n RR intervals (s) sampled at 1 Hz */
 int ewb_sim_rr(ewb_tensor **out, int64_t n, double hr_mean, double hr_std, double lf_hf, uint64_t seed);
 /* ---- WFDB records and annotations (core/wfdb.c) ---- */
-
+/* PhysioNet's WFDB format: a text header (record.hea) and binary signal files;
+   MIT annotation files (record.atr). Digital samples are i32; an invalid
+   sample (the format's invalid code, a null segment or a format-0 signal) is
+   EWB_WFDB_INVALID in digital output and NaN in physical output, where
+   physical = (digital - baseline) / gain in the signal's units. */
+enum {
+    EWB_WFDB_INVALID = -2147483647 - 1,
+    EWB_WFDB_LOWRES = 0,   /* one value per frame: the mean of a signal's samples in it (rdsamp's default) */
+    EWB_WFDB_HIGHRES = 1   /* max spf values per frame; slower signals repeat (rdsamp -H) */
+};
+typedef struct ewb_wfdb_signal {
+    char file[256];      /* signal file, relative to the header's folder; "~" for none */
+    int fmt;             /* 0 (null), 8, 16, 24, 32, 61, 80, 160, 212, 310, 311 */
+    int spf;             /* samples per frame (>= 1) */
+    int skew;            /* frames */
+    int64_t offset;      /* bytes before sample 0 in the file */
+    double gain;         /* ADC units per physical unit (200 when the header gives 0 or none) */
+    int baseline;        /* ADC units at physical zero */
+    char units[32];      /* "mV" unless given */
+    int adcres, adczero, initval;
+    int checksum;        /* as written; compared modulo 65536 */
+    int has_checksum;    /* the header gave one */
+    int blocksize;
+    char desc[128];      /* signal name */
+    int checksum_ok;     /* set by ewb_wfdb_read: 1 match, 0 mismatch, -1 not checked */
+} ewb_wfdb_signal;
+typedef struct ewb_wfdb_segment {
+    char name[128];      /* record name of the segment, "~" for a null segment */
+    int64_t nsamp;       /* frames (0 for a layout header) */
+} ewb_wfdb_segment;
+typedef struct ewb_wfdb_header {
+    char name[128];
+    int nsig;
+    double fs;           /* frames per second (Hz) */
+    double counter_freq; /* 0 if not given */
+    double base_counter;
+    int64_t nsamp;       /* frames; -1 if the header does not say */
+    char base_time[32], base_date[32];  /* as written, "" if absent */
+    int nseg;            /* 0: single segment */
+    ewb_wfdb_segment *segs;   /* (nseg) */
+    int variable_layout; /* multi-segment with a layout header (first segment of 0 frames) */
+    ewb_wfdb_signal *sigs;    /* (nsig): for multi-segment records the layout's or first segment's */
+    int ncomments;
+    char **comments;     /* without the leading '#' */
+} ewb_wfdb_header;
+typedef struct ewb_wfdb_read_opts {
+    int physical;        /* 1: f32 physical units; 0: i32 digital */
+    int mode;            /* EWB_WFDB_LOWRES or EWB_WFDB_HIGHRES */
+    int64_t start, stop; /* frames; stop <= 0 means the end */
+    int strict_checksum; /* 1: a checksum mismatch is an error (else only checksum_ok = 0) */
+} ewb_wfdb_read_opts;
+/* record: path without ".hea" (a trailing ".hea" is accepted) */
+int ewb_wfdb_header_read(const char *record, ewb_wfdb_header **out);
+void ewb_wfdb_header_free(ewb_wfdb_header *h);
+/* signal (nsig, n): n = frames (LOWRES) or frames * max spf (HIGHRES); opts may be NULL
+   (physical LOWRES, whole record); *hdr (may be NULL) receives the header with checksum_ok set */
+int ewb_wfdb_read(const char *record, const ewb_wfdb_read_opts *opts, ewb_tensor **signal,
+                  ewb_wfdb_header **hdr);
+/* writes record.hea and record.dat (all signals interleaved in h->sigs[0].fmt, 16 or 212;
+   spf 1, no skew). signal (nsig, n): i32 digital, or f32 physical (digital =
+   round(x * gain + baseline), NaN -> invalid). h->name, file, initval and checksum are
+   filled in by the writer; h->nsamp is ignored. */
+int ewb_wfdb_write(const char *record, const ewb_wfdb_header *h, const ewb_tensor *signal);
+typedef struct ewb_wfdb_annotation {
+    int64_t sample;
+    int type;            /* 1..49 (N = 1, V = 5, + = 28, ...) */
+    int subtype, chan, num;
+    int aux_len;         /* bytes of aux as stored (MIT files count a trailing NUL) */
+    char aux[256];       /* always NUL-terminated */
+} ewb_wfdb_annotation;
+int ewb_wfdb_rdann(const char *file, ewb_wfdb_annotation **out, int64_t *n); /* free with ewb_wfdb_ann_free */
+void ewb_wfdb_ann_free(ewb_wfdb_annotation *a);
+int ewb_wfdb_wrann(const char *file, const ewb_wfdb_annotation *a, int64_t n); /* sorted by sample (stable) */
+const char *ewb_wfdb_ann_symbol(int type);   /* "N", "+", ...; NULL if not a type */
+int ewb_wfdb_ann_code(const char *symbol);   /* -1 if unknown */
 /* (end of WFDB) */
 
 /* ---- signal processing: filters, R peaks, delineation (core/signal.c) ---- */
+/* Signals are f32 tensors (..., samples): filters work along the last dim
+   on any leading shape, e.g. (leads, samples). Frequencies in Hz, intervals
+   in ms, positions 0-based samples. Filters are second-order sections in
+   scipy's layout: one row per section, b0 b1 b2 a0(=1) a1 a2 (doubles). */
+enum { EWB_BUTTER_LOWPASS = 0, EWB_BUTTER_HIGHPASS = 1, EWB_BUTTER_BANDPASS = 2, EWB_BUTTER_BANDSTOP = 3 };
+/* Butterworth by the bilinear transform with prewarping (scipy.signal.butter):
+   order 1..10, f2 used by band filters only; sos holds 6*order doubles;
+   *nsec gets the number of sections */
+int ewb_butter_sos(int order, int kind, double f1, double f2, double fs, double *sos, int *nsec);
+/* one-section notch at f0 with quality q (scipy.signal.iirnotch) */
+int ewb_notch_sos(double f0, double q, double fs, double *sos);
+/* |H(exp(2 pi i f/fs))| of a cascade of sections */
+double ewb_sos_gain(const double *sos, int nsec, double f, double fs);
+/* zero_phase 0: causal (scipy sosfilt, zero initial state);
+   1: forward-backward (scipy sosfiltfilt: odd padding of 3*(2*nsec+1)
+   samples, steady-state initial conditions) */
+int ewb_sos_filter(ewb_tensor *x, const double *sos, int nsec, int zero_phase, ewb_tensor **out);
+int ewb_butter_filter(ewb_tensor *x, double fs, int kind, double f1, double f2, int order,
+                      int zero_phase, ewb_tensor **out);
+int ewb_notch_filter(ewb_tensor *x, double fs, double f0, double q, int zero_phase, ewb_tensor **out);
+/* method 0: zero-phase Butterworth high-pass, order 2 at 0.5 Hz;
+   method 1: subtract the baseline found by median filters of 200 ms then 600 ms */
+int ewb_baseline_remove(ewb_tensor *x, double fs, int method, ewb_tensor **out);
+/* windowed-sinc interpolation (Kaiser, beta 5, 10 zero crossings of the
+   lower rate each side) to round(samples*fs_out/fs_in) samples */
+int ewb_resample(ewb_tensor *x, double fs_in, double fs_out, ewb_tensor **out);
+/* per row: (x - mean) / (std + eps), std with no correction */
+int ewb_standardize(ewb_tensor *x, double eps, ewb_tensor **out);
+/* Pan-Tompkins R peaks of x (samples) or (leads, samples): i64 positions */
+int ewb_rpeaks(ewb_tensor *x, double fs, ewb_tensor **out);
+typedef struct ewb_rhythm {
+    int64_t nbeats;
+    double hr_bpm;            /* 60000 / rr_mean_ms */
+    double rr_mean_ms, rr_median_ms, sdnn_ms, rmssd_ms;
+    double rr_cv;             /* sdnn / rr_mean */
+} ewb_rhythm;
+int ewb_rhythm_measures(ewb_tensor *rpeaks, double fs, ewb_rhythm *out);
+typedef struct ewb_intervals {
+    int64_t nbeats;
+    double hr_bpm;
+    double pr_ms, qrs_ms, qt_ms;          /* medians over beats; NaN if none */
+    double qtc_bazett_ms, qtc_fridericia_ms;
+    double axis_deg;                      /* frontal QRS axis; NaN without leads I and aVF */
+    double p_fraction;                    /* beats with a P wave found */
+} ewb_intervals;
+/* Delineation of x (leads, samples) around the given R peaks. points (nbeats, 8)
+   i64: P onset, P peak, P offset, QRS onset, R, QRS offset, T peak, T offset
+   (-1 where not found). lead_i / lead_avf: rows of leads I and aVF for the
+   axis, -1 for none. points may be NULL. */
+int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int lead_avf,
+                  ewb_tensor **points, ewb_intervals *out);
 
 /* (end of signal processing) */
 
 /* ---- ECG datasets in HDF5 (core/dataset.c) ---- */
+/* The layout is described in data/README.md: `signals` (N, leads, samples)
+   f32 (or int16 with a `gain` attribute), one record per chunk, shuffle +
+   deflate, appendable; per-record `id`, `patient_id`, `age`, `sex`, `split`,
+   `labels` (N, L) u8 with `label_names`, `reports` (variable-length UTF-8).
+   Records are numbered from 0 here. */
+typedef struct ewb_dataset ewb_dataset;
+/* a named label set, stored as labels_<name> (N, nlabels) u8 and
+   label_names_<name> (nlabels) strings; the root attribute `label_sets`
+   lists the names. name: letters, digits and '_' */
+typedef struct ewb_dataset_label_set {
+    const char *name;
+    int64_t nlabels;
+    const char *const *label_names;
+} ewb_dataset_label_set;
+typedef struct ewb_dataset_spec {
+    double fs;                        /* Hz */
+    int64_t leads, samples;
+    const char *const *lead_names;    /* leads strings, or NULL: the 12 standard names (leads == 12) or "1".."n" */
+    const char *units;                /* physical unit of the signals, or NULL: "mV" */
+    int64_t nlabels;
+    const char *const *label_names;   /* nlabels strings */
+    int int16;                        /* 1: store signals as int16 = round(x * gain) */
+    double gain;                      /* int16 steps per unit (e.g. 1000 per mV) */
+    int compression;                  /* deflate level 0..9 (0: none), or -1: the default (4) */
+    int64_t nsets;                    /* named label sets besides `labels` (e.g. PTB-XL's SCP levels) */
+    const ewb_dataset_label_set *sets;
+} ewb_dataset_spec;
+/* a batch of n records to append; every field but signals may be NULL */
+typedef struct ewb_dataset_batch {
+    const ewb_tensor *signals;        /* (n, leads, samples) f32 */
+    const ewb_tensor *labels;         /* (n, nlabels) any dtype, nonzero = 1; NULL: none set */
+    const ewb_tensor *patient_id;     /* (n) integer; NULL: -1 */
+    const ewb_tensor *age;            /* (n) years; NULL: NaN (unknown) */
+    const ewb_tensor *sex;            /* (n) 0 female, 1 male, -1 unknown; NULL: -1 */
+    const ewb_tensor *split;          /* (n) fold or split number; NULL: 0 */
+    const char *const *ids;           /* n UTF-8 strings; NULL: the record numbers */
+    const char *const *reports;       /* n UTF-8 strings; NULL: "" */
+    int64_t nsets;                    /* label sets given: set_labels[k] (n, that set's nlabels) for the */
+    const char *const *set_names;     /* set named set_names[k]; sets not given (or NULL tensors): none set */
+    const ewb_tensor *const *set_labels;
+} ewb_dataset_batch;
+typedef struct ewb_dataset_info {
+    int64_t n, leads, samples, nlabels;
+    double fs;
+    int int16;                        /* signals stored as int16 */
+    double gain;                      /* 1 for f32 */
+    int writable;
+    int64_t nsets;                    /* named label sets */
+} ewb_dataset_info;
+int ewb_dataset_create(ewb_dataset **out, const char *file, const ewb_dataset_spec *spec); /* truncates */
+int ewb_dataset_open(ewb_dataset **out, const char *file, int writable);
+int ewb_dataset_close(ewb_dataset *ds);   /* NULL is fine; flushes and frees */
+int ewb_dataset_append(ewb_dataset *ds, const ewb_dataset_batch *b);
+int ewb_dataset_info_get(const ewb_dataset *ds, ewb_dataset_info *out);
+int64_t ewb_dataset_size(const ewb_dataset *ds);               /* records, -1 for NULL */
+const char *ewb_dataset_file(const ewb_dataset *ds);
+const char *ewb_dataset_units(const ewb_dataset *ds);
+const char *ewb_dataset_lead_name(const ewb_dataset *ds, int64_t i);   /* NULL if out of range */
+const char *ewb_dataset_label_name(const ewb_dataset *ds, int64_t i);
+const char *ewb_dataset_set_name(const ewb_dataset *ds, int64_t k);                 /* NULL if out of range */
+int64_t ewb_dataset_set_nlabels(const ewb_dataset *ds, int64_t k);                  /* -1 if out of range */
+const char *ewb_dataset_set_label_name(const ewb_dataset *ds, int64_t k, int64_t i);
+/* records [start, start+count): signals (count, leads, samples) f32 in units */
+int ewb_dataset_read(ewb_dataset *ds, int64_t start, int64_t count, ewb_tensor **out);
+/* labels (count, nlabels) bool */
+int ewb_dataset_read_labels(ewb_dataset *ds, int64_t start, int64_t count, ewb_tensor **out);
+/* labels of the named set (NULL or "": `labels`), (count, that set's nlabels) bool */
+int ewb_dataset_read_set_labels(ewb_dataset *ds, const char *set, int64_t start, int64_t count, ewb_tensor **out);
+/* a numeric per-record field, (count): "patient_id" i64, "age" f32, "sex" i32, "split" i32 */
+int ewb_dataset_read_field(ewb_dataset *ds, const char *field, int64_t start, int64_t count, ewb_tensor **out);
+/* a string field ("id" or "reports") of count records into buf, each string
+   followed by a NUL byte; *needed = the bytes it takes. When *needed > n the
+   buffer is incomplete: call again with a larger one. Integer ids come as decimal text. */
+int ewb_dataset_read_strings(ewb_dataset *ds, const char *field, int64_t start, int64_t count, char *buf,
+                             int64_t n, int64_t *needed);
+/* rows [start, start+count) along dim 0 of a plain HDF5 dataset, as ewb_h5_read
+   reads it (core/h5.c); for large arrays such as CODE-15%'s `tracings` */
+int ewb_h5_read_rows(const char *file, const char *name, int64_t start, int64_t count, ewb_tensor **out);
 
 /* (end of datasets) */
 
 /* ---- figures with cairo (core/plot.c) ---- */
+/* Where a figure goes. With `file` set, the extension picks the format
+   (.png or .svg). With file == NULL the figure is returned in memory, in
+   `format`: "png" (NULL means png), "svg", or "argb32": the raw pixels,
+   height rows of width uint32 0xAARRGGBB values (stride 4*width). Free
+   `data` with ewb_plot_free. width/height come back in pixels (PNG, argb32)
+   or millimetres (SVG, whose user unit is the millimetre). */
+typedef struct ewb_plot_output {
+    const char *file;
+    const char *format;
+    double dpi;              /* raster pixels per inch; 0 = 100 */
+    unsigned char *data;     /* out: memory output */
+    int64_t nbytes;          /* out */
+    double width, height;    /* out */
+} ewb_plot_output;
+void ewb_plot_free(void *data);
+
+/* ECG figures on ECG paper: 1 mm minor and 5 mm major grid, a 1 mV
+   calibration pulse at the start of each row, lead labels, a title line at
+   the top and a caption line ("25 mm/s, 10 mm/mV, fs 500 Hz, ...") below.
+   Signals are f32 in mV, leads × samples. Layout in mm (the tests rely on
+   it): margins 10 left and right, 15 above the grid, 10 below it; the grid
+   starts with a calibration area of cal = 5*ceil((0.2*speed + 5)/5) mm,
+   after which x = (t - start)*speed; row r's baseline lies at
+   15 + row*(r + 1/2) below the top edge. */
+typedef struct ewb_plot_ecg_opts {
+    double fs;                          /* Hz, > 0 */
+    double speed;                       /* mm/s; 0 = 25 */
+    double gain;                        /* mm/mV; 0 = 10 */
+    double row;                         /* mm between baselines; 0 = 40 (12-lead) or 30 (strips) */
+    double start;                       /* s: first instant shown */
+    double seconds;                     /* strips: duration shown; 0 = to the end */
+    const char *title;                  /* top line (report text, HR, ...); NULL = none */
+    const char *const *leads;           /* one name per lead; NULL = I..V6 for 12 leads, else 1..L (none for 1) */
+    const char *rhythm;                 /* 12-lead: rhythm-strip lead; NULL = "II", "" = none */
+    const ewb_tensor *markers;          /* (m,) integer sample positions (0-based), or NULL */
+    const char *const *marker_labels;   /* m short labels drawn above the marks, or NULL */
+    const char *marker_lead;            /* lead the marks go on; NULL = every lead */
+    const char *name1, *name2;          /* pair: names of the two records; NULL = "A", "B" */
+    int overlay;                        /* pair: both records on one layout, in two colours */
+} ewb_plot_ecg_opts;
+/* the clinical 12-lead layout: 3 rows × 4 columns of 2.5 s (I II III |
+   aVR aVL aVF | V1 V2 V3 | V4 V5 V6, each column showing its own 2.5 s of
+   the record) plus a 10 s rhythm strip; ecg (12, n) */
+int ewb_plot_ecg12(const ewb_tensor *ecg, const ewb_plot_ecg_opts *o, ewb_plot_output *out);
+/* one strip per lead, stacked; ecg (n) or (L, n) */
+int ewb_plot_strips(const ewb_tensor *ecg, const ewb_plot_ecg_opts *o, ewb_plot_output *out);
+/* two 12-lead records (12, n) side by side (or overlaid, o->overlay), e.g. real and generated */
+int ewb_plot_ecg_pair(const ewb_tensor *a, const ewb_tensor *b, const ewb_plot_ecg_opts *o,
+                      ewb_plot_output *out);
+
+/* line plots (training curves) and scatter plots. x may be NULL (x = 0..n-1);
+   x and y are (n) tensors of any real dtype; NaN/Inf points (and y <= 0 on a
+   log axis) are skipped and break the line. */
+typedef struct ewb_plot_series {
+    const ewb_tensor *x, *y;
+    const char *name;                   /* legend entry; NULL = none */
+} ewb_plot_series;
+typedef struct ewb_plot_chart_opts {
+    const char *title, *xlabel, *ylabel;
+    int logy;                           /* log10 y axis */
+    int points;                         /* draw dots, not lines (scatter) */
+    double width, height;               /* mm; 0 = 160 × 100 */
+} ewb_plot_chart_opts;
+int ewb_plot_lines(const ewb_plot_series *series, int nseries, const ewb_plot_chart_opts *o,
+                   ewb_plot_output *out);
 
 /* (end of figures) */
 
@@ -303,9 +632,36 @@ int ewb_work_result(ewb_work *w, ewb_tensor **out);  /* once done: its status (e
 int ewb_work_cancel(ewb_work *w);                    /* 1 if it was still queued (no event comes) */
 void ewb_work_free(ewb_work *w);                     /* cancels if queued; safe while running */
 
+
+/* -- checkpoints (core/checkpoint.c): a bag of named tensors and string
+   attributes, written atomically (FILE.tmp, fsync, rename) with a CRC-32,
+   verified on read. ewb_ckpt_write touches only the bag: it may run on a
+   worker thread (add tensors with copy = 1 to snapshot them first). -- */
+typedef struct ewb_ckpt ewb_ckpt;
+int ewb_ckpt_new(ewb_ckpt **out);
+void ewb_ckpt_free(ewb_ckpt *ck);
+/* name: a dataset path ("model/enc.weight"); copy = 1 snapshots t's data now,
+   copy = 0 keeps a reference (t must not change until the write is done) */
+int ewb_ckpt_add(ewb_ckpt *ck, const char *name, ewb_tensor *t, int copy);
+int ewb_ckpt_set_attr(ewb_ckpt *ck, const char *key, const char *text); /* replaces */
+int ewb_ckpt_write(const ewb_ckpt *ck, const char *path);
+int ewb_ckpt_read(const char *path, ewb_ckpt **out);   /* every tensor and attribute, checksum verified */
+int ewb_ckpt_verify(const char *path);                 /* 0 if path reads and its checksum matches */
+int ewb_ckpt_count(const ewb_ckpt *ck);
+const char *ewb_ckpt_name(const ewb_ckpt *ck, int i);  /* 0-based; NULL out of range */
+int ewb_ckpt_tensor(const ewb_ckpt *ck, int i, ewb_tensor **out); /* a new reference */
+const char *ewb_ckpt_attr(const ewb_ckpt *ck, const char *key);   /* NULL if absent */
+uint32_t ewb_crc32(uint32_t crc, const void *data, size_t n);     /* zlib's CRC-32; start with 0 */
 /* (end of event loop) */
 
 /* ---- differentiable beat synthesiser (kernels/beat.c) ---- */
+/* One ECGSYN beat per row, in closed form (derivation in kernels/beat.c):
+     z = (RR/2π) Σ_i a_i b_i² exp(−Δθ_i² / 2b_i²),  Δθ_i = φ − θ_i wrapped to (−π, π],
+   at the n phases φ_k = −π + 2πk/n (k = 0..n−1) of one RR interval.
+   a (B,5) amplitudes of P Q R S T -> out (B,n); or a (B,5,L), one amplitude
+   per wave and lead -> out (B,L,n). b (B,5) widths (rad, nonzero), theta (B,5)
+   angles (rad), rr (B) RR intervals (s, > 0). Differentiable in all four. */
+int ewb_beat_synth(ewb_tensor *a, ewb_tensor *b, ewb_tensor *theta, ewb_tensor *rr, int64_t n, ewb_tensor **out);
 
 /* (end of beat synthesiser) */
 /* ffi:end */

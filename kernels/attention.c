@@ -18,30 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* view of t with its last two dims swapped (no copy, no autograd) */
-static ewb_tensor *t_last2(const ewb_tensor *t) {
-    ewb_tensor *v = ewb_alias(t);
-    if (!v) return NULL;
-    int n = t->ndim;
-    v->shape[n - 2] = t->shape[n - 1]; v->shape[n - 1] = t->shape[n - 2];
-    v->stride[n - 2] = t->stride[n - 1]; v->stride[n - 1] = t->stride[n - 2];
-    return v;
-}
-
-/* dst (gradient of an operand, maybe with broadcast batch dims) += x @ y,
-   where x @ y has the batch shape of `full` (nd dims) */
-static int mm_accumulate(ewb_tensor *dst, const ewb_tensor *x, const ewb_tensor *y, int nd, const int64_t *full) {
-    int direct = dst->ndim == nd;
-    for (int i = 0; direct && i < nd - 2; i++) direct = dst->shape[i] == full[i];
-    if (direct) return ewb_mm_raw(x, y, dst, 1, NULL);
-    ewb_tensor *tmp = ewb_empty(EWB_DTYPE_F32, nd, full);
-    if (!tmp) return -1;
-    int rc = ewb_mm_raw(x, y, tmp, 0, NULL);
-    if (rc == 0) rc = ewb_accumulate_reduced(dst, tmp, 1.0);
-    ewb_tensor_free(tmp);
-    return rc;
-}
-
 /* p (B,T,S) raw scores q·k → softmax over the visible keys of scale·scores,
    in place; rows with no visible key become 0. mask: NULL or a bool view
    broadcast to (…,T,S) with nd dims whose batch dims are bshape. */
@@ -146,13 +122,13 @@ static int sdpa_backward(ewb_node *n) {
     memcpy(full, P->shape, sizeof full);
     int rc = 0;
     if (gv) { /* (…,S,Dv) += Pᵀ (…,S,T) @ dO (…,T,Dv) */
-        ewb_tensor *pt = t_last2(P);
+        ewb_tensor *pt = ewb_t_last2(P);
         full[nd - 2] = S; full[nd - 1] = Dv;
-        rc = pt ? mm_accumulate(gv, pt, g, nd, full) : -1;
+        rc = pt ? ewb_mm_accumulate(gv, pt, g, nd, full) : -1;
         ewb_tensor_free(pt);
     }
     if (rc || (!gq && !gk)) return rc;
-    ewb_tensor *dP = ewb_empty(EWB_DTYPE_F32, nd, P->shape), *vt = t_last2(v); // (…,T,S), (…,Dv,S)
+    ewb_tensor *dP = ewb_empty(EWB_DTYPE_F32, nd, P->shape), *vt = ewb_t_last2(v); // (…,T,S), (…,Dv,S)
     if (!dP || !vt) { ewb_tensor_free(dP); ewb_tensor_free(vt); return -1; }
     rc = ewb_mm_raw(g, vt, dP, 0, NULL); /* dP = dO Vᵀ */
     ewb_tensor_free(vt);
@@ -171,12 +147,12 @@ static int sdpa_backward(ewb_node *n) {
     }
     if (rc == 0 && gq) { /* (…,T,D) += dS (…,T,S) @ K (…,S,D) */
         full[nd - 2] = T; full[nd - 1] = D;
-        rc = mm_accumulate(gq, dP, k, nd, full);
+        rc = ewb_mm_accumulate(gq, dP, k, nd, full);
     }
     if (rc == 0 && gk) { /* (…,S,D) += dSᵀ (…,S,T) @ Q (…,T,D) */
-        ewb_tensor *dst = t_last2(dP);
+        ewb_tensor *dst = ewb_t_last2(dP);
         full[nd - 2] = S; full[nd - 1] = D;
-        rc = dst ? mm_accumulate(gk, dst, q, nd, full) : -1;
+        rc = dst ? ewb_mm_accumulate(gk, dst, q, nd, full) : -1;
         ewb_tensor_free(dst);
     }
     ewb_tensor_free(dP);
@@ -194,7 +170,7 @@ int ewb_sdpa(ewb_tensor *q, ewb_tensor *k, ewb_tensor *v, ewb_tensor *mask, int 
     memcpy(oshape, full, sizeof oshape);
     oshape[nd - 1] = Dv;
     ewb_tensor *P = ewb_empty(EWB_DTYPE_F32, nd, full), *o = ewb_empty(EWB_DTYPE_F32, nd, oshape);
-    ewb_tensor *kt = t_last2(k), *mv = mask ? ewb_broadcast_view(mask, nd, full) : NULL; // (…,D,S)
+    ewb_tensor *kt = ewb_t_last2(k), *mv = mask ? ewb_broadcast_view(mask, nd, full) : NULL; // (…,D,S)
     int rc = P && o && kt && (!mask || mv) ? 0 : -1;
     int64_t B = ewb_shape_numel(nd - 2, full);
     if (rc == 0 && ewb_tensor_numel(P) > 0) {

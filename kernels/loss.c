@@ -295,6 +295,19 @@ static int norm_dim(const char *op, int nd, int dim, const char *shp, int *out) 
 
 /* cosine: n1 = max(Σa², eps²), n2 = max(Σb², eps²), D = sqrt(n1·n2),
  *   y = Σab / D;  dy/da = b/D - y·a/n1;  dy/db = a/D - y·b/n2 */
+/* x·y and the squared norms (each clamped to eps², as torch 1.13) of one
+   row of length s.L starting at base with stride s.inner */
+static void cos_row(const float *x, const float *y, int64_t base, span3 s, double eps2, double *w, double *n1, double *n2) {
+    double a = 0, b = 0, c = 0;
+    for (int64_t l = 0; l < s.L; l++) {
+        double u = x[base + l * s.inner], v = y[base + l * s.inner];
+        a += u * v; b += u * u; c += v * v;
+    }
+    *w = a;
+    *n1 = b > eps2 ? b : eps2;
+    *n2 = c > eps2 ? c : eps2;
+}
+
 static int cos_backward(ewb_node *n) {
     ewb_tensor *ga = ewb_grad_slot(n, 0), *gb = ewb_grad_slot(n, 1);
     ewb_tensor *a = n->saved[0], *b = n->saved[1]; /* contiguous, broadcast shape */
@@ -310,13 +323,8 @@ static int cos_backward(ewb_node *n) {
     #pragma omp parallel for if (rows * s.L > 1 << 15)
     for (int64_t r = 0; r < rows; r++) {
         int64_t base = (r / s.inner) * s.L * s.inner + r % s.inner;
-        double w = 0, n1 = 0, n2 = 0;
-        for (int64_t l = 0; l < s.L; l++) {
-            double u = x[base + l * s.inner], v = y[base + l * s.inner];
-            w += u * v; n1 += u * u; n2 += v * v;
-        }
-        n1 = n1 > eps2 ? n1 : eps2;
-        n2 = n2 > eps2 ? n2 : eps2;
+        double w, n1, n2;
+        cos_row(x, y, base, s, eps2, &w, &n1, &n2);
         double D = sqrt(n1 * n2), out = w / D, gr = g[r];
         for (int64_t l = 0; l < s.L; l++) {
             int64_t k = base + l * s.inner;
@@ -354,13 +362,8 @@ int ewb_cosine_similarity(ewb_tensor *a, ewb_tensor *b, int dim, double eps, ewb
     #pragma omp parallel for if (rows * s.L > 1 << 15)
     for (int64_t r = 0; r < rows; r++) {
         int64_t base = (r / s.inner) * s.L * s.inner + r % s.inner;
-        double w = 0, n1 = 0, n2 = 0;
-        for (int64_t l = 0; l < s.L; l++) {
-            double u = x[base + l * s.inner], v = y[base + l * s.inner];
-            w += u * v; n1 += u * u; n2 += v * v;
-        }
-        n1 = n1 > eps2 ? n1 : eps2;
-        n2 = n2 > eps2 ? n2 : eps2;
+        double w, n1, n2;
+        cos_row(x, y, base, s, eps2, &w, &n1, &n2);
         o[r] = (float)(w / sqrt(n1 * n2));
     }
     ewb_tensor *ins[2] = {a, b};

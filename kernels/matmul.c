@@ -118,18 +118,16 @@ int ewb_mm_ref(const ewb_tensor *a, const ewb_tensor *b, ewb_tensor *c, int accu
     return 0;
 }
 
-/* view of t with its last two dims swapped (no copy, no autograd) */
-static ewb_tensor *t_last2(const ewb_tensor *t) {
+ewb_tensor *ewb_t_last2(const ewb_tensor *t) {
     ewb_tensor *v = ewb_alias(t);
+    if (!v) return NULL;
     int n = t->ndim;
     v->shape[n - 2] = t->shape[n - 1]; v->shape[n - 1] = t->shape[n - 2];
     v->stride[n - 2] = t->stride[n - 1]; v->stride[n - 1] = t->stride[n - 2];
     return v;
 }
 
-/* dst (grad of an operand with shape `like`) += x @ y, where x @ y has the
-   output's batch shape; sums broadcast batch dims via a temporary */
-static int mm_accumulate(ewb_tensor *dst, const ewb_tensor *x, const ewb_tensor *y, const int64_t *full, int nd) {
+int ewb_mm_accumulate(ewb_tensor *dst, const ewb_tensor *x, const ewb_tensor *y, int nd, const int64_t *full) {
     int direct = dst->ndim == nd;
     for (int i = 0; direct && i < nd - 2; i++) direct = dst->shape[i] == full[i];
     if (direct) return ewb_mm_raw(x, y, dst, 1, NULL);
@@ -146,17 +144,17 @@ static int matmul_backward(ewb_node *n) {
     int nd = g->ndim, rc = 0;
     int64_t full[EWB_MAX_DIMS];
     if (ga) { /* (…,M,K) += (…,M,N) @ (…,N,K) */
-        ewb_tensor *bt = t_last2(b);
+        ewb_tensor *bt = ewb_t_last2(b);
         memcpy(full, g->shape, sizeof full);
         full[nd - 1] = a->shape[a->ndim - 1];
-        rc = mm_accumulate(ga, g, bt, full, nd);
+        rc = ewb_mm_accumulate(ga, g, bt, nd, full);
         ewb_tensor_free(bt);
     }
     if (gb && rc == 0) { /* (…,K,N) += (…,K,M) @ (…,M,N) */
-        ewb_tensor *at = t_last2(a);
+        ewb_tensor *at = ewb_t_last2(a);
         memcpy(full, g->shape, sizeof full);
         full[nd - 2] = b->shape[b->ndim - 2];
-        rc = mm_accumulate(gb, at, g, full, nd);
+        rc = ewb_mm_accumulate(gb, at, g, nd, full);
         ewb_tensor_free(at);
     }
     return rc;
@@ -267,7 +265,7 @@ static int linear_backward(ewb_node *n) {
         ewb_tensor_free(gx2);
     }
     if (gw && rc == 0) { /* (out,in) += (out,M) @ (M,in) */
-        ewb_tensor *gt = t_last2(g2);
+        ewb_tensor *gt = ewb_t_last2(g2);
         rc = ewb_mm_raw(gt, x2, gw, 1, NULL);
         ewb_tensor_free(gt);
     }
@@ -290,7 +288,7 @@ int ewb_linear(ewb_tensor *x, ewb_tensor *w, ewb_tensor *b, ewb_tensor **out) {
     shape[x->ndim - 1] = w->shape[0];
     ewb_tensor *y = ewb_empty(EWB_DTYPE_F32, x->ndim, shape), *x2 = as_2d(x);
     if (!y || !x2) { ewb_tensor_free(y); ewb_tensor_free(x2); return -1; }
-    ewb_tensor *y2 = as_2d(y), *wt = t_last2(w), *bc = b ? ewb_contig_or_self(b) : NULL;
+    ewb_tensor *y2 = as_2d(y), *wt = ewb_t_last2(w), *bc = b ? ewb_contig_or_self(b) : NULL;
     int rc = 0;
     if (w->shape[1] == 0) { memset(ewb_f32(y), 0, (size_t)ewb_tensor_numel(y) * 4); if (b) rc = ewb_add_(y, b, 1.0); }
     else if (ewb_tensor_numel(y) > 0) rc = ewb_mm_raw(x2, wt, y2, 0, bc);

@@ -369,11 +369,7 @@ function M.submit(o)
   p.file, p.name = o.file, o.name -- copied by ewb_work_submit
   if o.tensor then p.tensor = o.tensor.ptr end
   p.truncate = o.truncate and 1 or 0
-  if o.sim then
-    local s = o.sim
-    p.sim.fs, p.sim.seconds, p.sim.hr_mean, p.sim.hr_std = s.fs or 500, s.seconds or 10, s.hr or 70, s.hr_std or 2
-    p.sim.lf_hf, p.sim.seed, p.sim.index = s.lf_hf or 0.5, s.seed or 0, s.index or 0
-  end
+  if o.sim then wb.sim.config(o.sim, p.sim, "sim_batch") end -- the options of wb.sim.ecg
   p.count = o.count or 0
   if o.fn then p.fn, p.arg = o.fn, o.arg end
   local id = new_event_id()
@@ -385,7 +381,8 @@ end
 function M.work_sleep(ms) return M.submit { kind = "sleep", ms = ms } end
 function M.h5_read(file, name) return M.submit { kind = "h5_read", file = file, name = name } end
 function M.h5_write(file, name, t, truncate) return M.submit { kind = "h5_write", file = file, name = name, tensor = t, truncate = truncate } end
--- records index .. index+count-1 of wb.sim.ecg's simulator: f32 (count, 12, fs*seconds)
+-- records index .. index+count-1 of wb.sim.ecg's simulator (same options,
+-- conditions too): f32 (count, 12, fs*seconds)
 function M.sim_batch(o)
   local sim = {}
   for k, v in pairs(o) do if k ~= "count" then sim[k] = v end end
