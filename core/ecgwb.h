@@ -649,6 +649,49 @@ int ewb_plot_lines(const ewb_plot_series *series, int nseries, const ewb_plot_ch
 /* (end of figures) */
 
 /* ---- event loop, jobs, checkpoints (core/loop.c, core/checkpoint.c) ---- */
+/* The loop (libuv) lives on the thread that runs the Lua scheduler
+   (lua/ecgwb/loop.lua). Nothing calls into Lua: timers and finished work
+   queue (kind, id) events that the scheduler drains with ewb_loop_next_event. */
+enum { EWB_EVENT_TIMER = 1, EWB_EVENT_WORK = 2 };
+typedef struct ewb_event { int kind; int status; int64_t id; } ewb_event;
+int ewb_loop_run(int wait);              /* one libuv iteration; wait = 1 blocks until something happens */
+int ewb_loop_next_event(ewb_event *ev);  /* 1 and the oldest event, or 0 if none */
+void ewb_loop_wakeup(void);              /* ends a blocked ewb_loop_run; async-signal-safe */
+/* Ctrl-C: the host notes each one (async-signal-safe); the scheduler takes it
+   and delivers it to the foreground at a safe point. foreground = 1 while the
+   foreground's own Lua code runs, 0 while the scheduler waits or runs tasks */
+void ewb_loop_set_foreground(int flag);
+int ewb_loop_foreground(void);
+int ewb_loop_note_interrupt(void);       /* the number of Ctrl-Cs not yet taken */
+int ewb_loop_take_interrupt(void);       /* 1 if any was noted, and clears them */
+typedef struct ewb_timer ewb_timer;
+/* EWB_EVENT_TIMER with id after ms, then every repeat_ms (0: once) */
+int ewb_timer_start(ewb_timer **out, int64_t id, double ms, double repeat_ms);
+void ewb_timer_free(ewb_timer *t);       /* stops it; NULL is fine */
+/* slow C work on the one worker thread, in submission order; EWB_EVENT_WORK
+   with id (and status 0 or -1) when done */
+enum { EWB_WORK_SLEEP = 0, EWB_WORK_H5_READ = 1, EWB_WORK_H5_WRITE = 2, EWB_WORK_SIM_BATCH = 3,
+       EWB_WORK_CALL = 4 };
+enum { EWB_WORK_QUEUED = 0, EWB_WORK_RUNNING = 1, EWB_WORK_DONE = 2 };
+typedef struct ewb_work_params {
+    int kind;
+    double ms;              /* SLEEP: milliseconds on the worker */
+    const char *file;       /* H5_READ, H5_WRITE: copied at submit */
+    const char *name;       /* H5_READ, H5_WRITE: dataset path, copied */
+    ewb_tensor *tensor;     /* H5_WRITE: retained until the work is freed */
+    int truncate;           /* H5_WRITE */
+    ewb_sim_config sim;     /* SIM_BATCH: records sim.index .. sim.index + count - 1 */
+    int64_t count;          /* SIM_BATCH: result f32 (count, 12, L) */
+    int (*fn)(void *arg);   /* CALL: a C function (never Lua), 0 or -1 + ewb_last_error */
+    void *arg;              /* CALL: owned by the caller until the work is done */
+} ewb_work_params;
+typedef struct ewb_work ewb_work;
+int ewb_work_submit(ewb_work **out, const ewb_work_params *p, int64_t id);
+int ewb_work_state(ewb_work *w);                     /* EWB_WORK_QUEUED, _RUNNING, _DONE */
+int ewb_work_result(ewb_work *w, ewb_tensor **out);  /* once done: its status (error message
+                                                        in ewb_last_error), *out its tensor or NULL */
+int ewb_work_cancel(ewb_work *w);                    /* 1 if it was still queued (no event comes) */
+void ewb_work_free(ewb_work *w);                     /* cancels if queued; safe while running */
 
 
 /* -- checkpoints (core/checkpoint.c): a bag of named tensors and string
