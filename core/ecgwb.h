@@ -259,10 +259,14 @@ int ewb_binary_counts(ewb_tensor *scores, ewb_tensor *labels, double threshold, 
    pred (N) i32/i64 classes in [0, k) */
 int ewb_confusion_matrix(ewb_tensor *target, ewb_tensor *pred, int64_t k, ewb_tensor **out);
 /* Eigen-decomposition of a symmetric n x n matrix a (row-major, doubles,
-   destroyed) by cyclic Jacobi rotations (parallel round-robin order):
-   w (n) the eigenvalues ascending; v (n, n) row-major with the eigenvectors
-   as COLUMNS (v may be NULL); returns the sweeps used, -1 on error */
+   destroyed): w (n) the eigenvalues ascending; v (n, n) row-major with the
+   eigenvectors as COLUMNS (v may be NULL). ewb_sym_eig: Householder
+   tridiagonalisation + implicit QL (EISPACK tred2/tql2), returns 0;
+   ewb_sym_eig_jacobi: cyclic Jacobi rotations in parallel round-robin
+   order, slower (about 10 n^3 flops a sweep) and the most accurate, returns
+   the sweeps used. Both return -1 on error. */
 int ewb_sym_eig(double *a, int64_t n, double *w, double *v);
+int ewb_sym_eig_jacobi(double *a, int64_t n, double *w, double *v);
 /* x (N, D) f32 -> mean (D) and unbiased covariance (D, D) (N-1 divisor, as
    numpy.cov) in doubles; cov may be NULL */
 int ewb_mean_cov(ewb_tensor *x, double *mean, double *cov);

@@ -113,7 +113,10 @@ static void test_confusion(void) {
 }
 
 /* random symmetric matrix: reconstruction, orthogonality, ascending order */
-static double eig_check(int64_t n, uint64_t seed, int *sweeps) {
+typedef int (*eig_fn)(double *a, int64_t n, double *w, double *v);
+
+/* eigenvalues come back in w_out (n) when given */
+static double eig_check(eig_fn solver, int64_t n, uint64_t seed, int *sweeps, double *w_out) {
     double *a = malloc(sizeof(double) * n * n), *e = malloc(sizeof(double) * n * n), *v = malloc(sizeof(double) * n * n),
            *w = malloc(sizeof(double) * n);
     int64_t sh[2] = {n, n};
@@ -124,7 +127,8 @@ static double eig_check(int64_t n, uint64_t seed, int *sweeps) {
         for (int64_t j = 0; j < n; j++) a[i * n + j] = (double)rp[i * n + j] + rp[j * n + i];
     ewb_tensor_free(r);
     memcpy(e, a, sizeof(double) * n * n);
-    *sweeps = ewb_sym_eig(e, n, w, v);
+    *sweeps = solver(e, n, w, v);
+    if (w_out) memcpy(w_out, w, sizeof(double) * n);
     double worst = 0, scale = 0;
     for (int64_t i = 0; i < n * n; i++) scale = fmax(scale, fabs(a[i]));
     for (int64_t i = 0; i < n; i++)
@@ -142,32 +146,52 @@ static double eig_check(int64_t n, uint64_t seed, int *sweeps) {
     return worst;
 }
 
-static void test_eig(void) {
+static void test_eig_with(const char *name, eig_fn eig) {
     /* [[2,1],[1,2]]: eigenvalues 1 and 3, vectors (1,-1)/sqrt2 and (1,1)/sqrt2 */
     double a[4] = {2, 1, 1, 2}, w[2], v[4];
-    CHECK(ewb_sym_eig(a, 2, w, v) > 0, "sym_eig 2x2: %s", ewb_last_error());
-    CHECK(fabs(w[0] - 1) < 1e-14 && fabs(w[1] - 3) < 1e-14, "eigenvalues %g %g", w[0], w[1]);
+    CHECK(eig(a, 2, w, v) >= 0, "%s 2x2: %s", name, ewb_last_error());
+    CHECK(fabs(w[0] - 1) < 1e-14 && fabs(w[1] - 3) < 1e-14, "%s eigenvalues %g %g", name, w[0], w[1]);
     CHECK(fabs(fabs(v[0]) - sqrt(0.5)) < 1e-14 && fabs(v[0] + v[2]) < 1e-14 && fabs(v[1] - v[3]) < 1e-14,
-          "eigenvectors %g %g %g %g", v[0], v[1], v[2], v[3]);
-    /* a diagonal matrix is already converged: one sweep, sorted diagonal */
+          "%s eigenvectors %g %g %g %g", name, v[0], v[1], v[2], v[3]);
+    /* a diagonal matrix: the sorted diagonal */
     double d[9] = {3, 0, 0, 0, -1, 0, 0, 0, 2}, w3[3];
-    CHECK(ewb_sym_eig(d, 3, w3, NULL) == 1 && w3[0] == -1 && w3[1] == 2 && w3[2] == 3, "diagonal");
+    CHECK(eig(d, 3, w3, NULL) >= 0 && w3[0] == -1 && w3[1] == 2 && w3[2] == 3, "%s diagonal", name);
+    double one[1] = {-2.5}, w1[1], v1[1];
+    CHECK(eig(one, 1, w1, v1) >= 0 && w1[0] == -2.5 && v1[0] == 1, "%s 1x1", name);
     /* I + u u^T, |u|^2 = 3 (u = 1 1 1): eigenvalues 1, 1, 4 (a repeated one) */
     double r1[9] = {2, 1, 1, 1, 2, 1, 1, 1, 2};
-    CHECK(ewb_sym_eig(r1, 3, w3, NULL) > 0 && fabs(w3[0] - 1) < 1e-14 && fabs(w3[1] - 1) < 1e-14 && fabs(w3[2] - 4) < 1e-14,
-          "rank-one update %g %g %g", w3[0], w3[1], w3[2]);
+    CHECK(eig(r1, 3, w3, NULL) >= 0 && fabs(w3[0] - 1) < 1e-14 && fabs(w3[1] - 1) < 1e-14 && fabs(w3[2] - 4) < 1e-14,
+          "%s rank-one update %g %g %g", name, w3[0], w3[1], w3[2]);
     int sw = 0;
     double e;
-    e = eig_check(7, 1, &sw);  /* odd size: one index sits out each round */
-    CHECK(e < 1e-13, "sym_eig n=7: error %g (%d sweeps)", e, sw);
-    e = eig_check(40, 2, &sw);
-    CHECK(e < 1e-13 && sw <= 15, "sym_eig n=40: error %g (%d sweeps)", e, sw);
-    e = eig_check(150, 3, &sw); /* above the OpenMP threshold */
-    CHECK(e < 1e-12 && sw <= 15, "sym_eig n=150: error %g (%d sweeps)", e, sw);
+    e = eig_check(eig, 7, 1, &sw, NULL);  /* odd size: for Jacobi one index sits out each round */
+    CHECK(e < 1e-13, "%s n=7: error %g", name, e);
+    e = eig_check(eig, 40, 2, &sw, NULL);
+    CHECK(e < 1e-13, "%s n=40: error %g", name, e);
     double ns[4] = {1, 2, 0, 1};
-    FAILS(ewb_sym_eig(ns, 2, w, NULL), "matrix is not symmetric: a[2][1] = 0, a[1][2] = 2");
+    FAILS(eig(ns, 2, w, NULL), "matrix is not symmetric: a[2][1] = 0, a[1][2] = 2");
     double nf[1] = {NAN};
-    FAILS(ewb_sym_eig(nf, 1, w, NULL), "non-finite entry at (1, 1)");
+    FAILS(eig(nf, 1, w, NULL), "non-finite entry at (1, 1)");
+}
+
+static void test_eig(void) {
+    test_eig_with("sym_eig", ewb_sym_eig);
+    test_eig_with("sym_eig_jacobi", ewb_sym_eig_jacobi);
+    /* the diagonal matrix is already converged for Jacobi: one sweep with no rotation */
+    double d[9] = {3, 0, 0, 0, -1, 0, 0, 0, 2}, w3[3];
+    CHECK(ewb_sym_eig_jacobi(d, 3, w3, NULL) == 1, "jacobi on a diagonal matrix takes one sweep");
+    /* QL above its OpenMP threshold; the two independent algorithms agree */
+    double wq[300], wj[300];
+    int sw = 0;
+    double e = eig_check(ewb_sym_eig, 300, 3, &sw, NULL);
+    CHECK(e < 1e-12, "sym_eig n=300: error %g", e);
+    e = eig_check(ewb_sym_eig, 150, 4, &sw, wq);
+    CHECK(e < 1e-12, "sym_eig n=150: error %g", e);
+    e = eig_check(ewb_sym_eig_jacobi, 150, 4, &sw, wj);
+    CHECK(e < 1e-12 && sw <= 15, "sym_eig_jacobi n=150: error %g (%d sweeps)", e, sw);
+    double diff = 0, scale = 0;
+    for (int i = 0; i < 150; i++) { diff = fmax(diff, fabs(wq[i] - wj[i])); scale = fmax(scale, fabs(wj[i])); }
+    CHECK(diff < 1e-12 * scale, "QL and Jacobi eigenvalues differ by %g", diff);
 }
 
 /* Frechet distance with known covariances */
