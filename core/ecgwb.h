@@ -364,6 +364,51 @@ int ewb_tokenizer_load(ewb_tokenizer **out, const char *file);
    tokens); the first cap go to ends (may be NULL), *n = the number of words */
 int ewb_pretokenize(const char *text, int64_t len, int64_t *ends, int64_t cap, int64_t *n);
 /* (end of tokenizer) */
+/* ---- metrics (core/metrics.c) ---- */
+/* Evaluation metrics whose heavy numeric parts are in C; lua/ecgwb/metrics.lua
+   (wb.metrics) adds the text metrics and documents every definition.
+   Classification: scores (N) or (N, L) f32; labels the same shape, any dtype,
+   nonzero = positive. out holds one double per label (column). */
+/* AUROC as sklearn's roc_auc_score: Mann-Whitney U with average ranks for
+   ties; NaN for a label whose N labels are all one class */
+int ewb_auroc(ewb_tensor *scores, ewb_tensor *labels, double *out);
+/* average precision as sklearn's average_precision_score: sum over distinct
+   thresholds (descending) of (R_k - R_{k-1}) * P_k; NaN without positives */
+int ewb_average_precision(ewb_tensor *scores, ewb_tensor *labels, double *out);
+/* per label tp, fp, fn, tn (L, 4 int64) with predicted positive = score >= threshold */
+int ewb_binary_counts(ewb_tensor *scores, ewb_tensor *labels, double threshold, int64_t *counts);
+/* (k, k) i64: rows the true class, columns the predicted one; target and
+   pred (N) i32/i64 classes in [0, k) */
+int ewb_confusion_matrix(ewb_tensor *target, ewb_tensor *pred, int64_t k, ewb_tensor **out);
+/* Eigen-decomposition of a symmetric n x n matrix a (row-major, doubles,
+   destroyed): w (n) the eigenvalues ascending; v (n, n) row-major with the
+   eigenvectors as COLUMNS (v may be NULL). ewb_sym_eig: Householder
+   tridiagonalisation + implicit QL (EISPACK tred2/tql2), returns 0;
+   ewb_sym_eig_jacobi: cyclic Jacobi rotations in parallel round-robin
+   order, slower (about 10 n^3 flops a sweep) and the most accurate, returns
+   the sweeps used. Both return -1 on error. */
+int ewb_sym_eig(double *a, int64_t n, double *w, double *v);
+int ewb_sym_eig_jacobi(double *a, int64_t n, double *w, double *v);
+/* x (N, D) f32 -> mean (D) and unbiased covariance (D, D) (N-1 divisor, as
+   numpy.cov) in doubles; cov may be NULL */
+int ewb_mean_cov(ewb_tensor *x, double *mean, double *cov);
+/* Frechet distance between N(mu1, s1) and N(mu2, s2), d dims:
+   |mu1-mu2|^2 + tr s1 + tr s2 - 2 tr sqrt(sqrt(s1) s2 sqrt(s1)) */
+int ewb_frechet_distance(const double *mu1, const double *s1, const double *mu2, const double *s2,
+                         int64_t d, double *out);
+/* FID between two sets of embeddings a (N1, D), b (N2, D) f32 */
+int ewb_fid(ewb_tensor *a, ewb_tensor *b, double *out);
+/* k-NN precision and recall (Kynkaanniemi et al. 2019): real (N1, D),
+   fake (N2, D) f32, Euclidean distances, radius = distance to the k-th
+   nearest other sample of the same set, inside = distance <= radius */
+int ewb_knn_precision_recall(ewb_tensor *real, ewb_tensor *fake, int k, double *precision, double *recall);
+/* rows of a, b (N, D) f32: mean over rows of max(w * cos(a_i, b_i), 0) */
+int ewb_clip_score(ewb_tensor *a, ewb_tensor *b, double w, double *out);
+/* ecg (..., 12, T) f32 in lead order I II III aVR aVL aVF V1..V6:
+   mean |I + III - II| and mean |aVR + aVL + aVF| over all samples (mV) */
+int ewb_einthoven_error(ewb_tensor *ecg, double *limb, double *augmented);
+/* (end of metrics) */
+
 /* ---- WFDB records and annotations (core/wfdb.c) ---- */
 /* PhysioNet's WFDB format: a text header (record.hea) and binary signal files;
    MIT annotation files (record.atr). Digital samples are i32; an invalid
