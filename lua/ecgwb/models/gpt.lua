@@ -52,7 +52,6 @@ the global RNG stream is restored afterwards.
 ]]
 local wb = require "ecgwb"
 local nn = require "ecgwb.nn"
-local ffi = require "ffi"
 
 local M = {}
 
@@ -353,32 +352,26 @@ function GPT:encode_text(ids, o)
 end
 
 ------------------------------------------------------------------ sampling
-local function argmax_row(p, V)
-  local best, bi = p[0], 0
-  for i = 1, V - 1 do if p[i] > best then best, bi = p[i], i end end
-  return bi
-end
-
--- one id from the V logits at p (float*), with uniform u in [0, 1)
+-- one id (0-based) from V logits, p[1..V]; u uniform in [0, 1)
 local function sample_row(p, V, o, u)
   local temp = o.temperature or 1
-  if o.greedy or temp <= 0 then return argmax_row(p, V) end
-  local mx = p[0]
-  for i = 1, V - 1 do if p[i] > mx then mx = p[i] end end
+  local mx, bi = p[1], 0
+  for i = 2, V do if p[i] > mx then mx, bi = p[i], i - 1 end end
+  if o.greedy or temp <= 0 then return bi end
   local keep = {} -- candidate ids, 0-based
   local top_k = o.top_k
   if top_k and top_k > 0 and top_k < V then
     local vals = {}
-    for i = 0, V - 1 do vals[i + 1] = p[i] end
+    for i = 1, V do vals[i] = p[i] end
     table.sort(vals)
     local thr = vals[V - top_k + 1] -- the k-th largest logit
-    for i = 0, V - 1 do if p[i] >= thr then keep[#keep + 1] = i end end
+    for i = 1, V do if p[i] >= thr then keep[#keep + 1] = i - 1 end end
   else
-    for i = 0, V - 1 do keep[i + 1] = i end
+    for i = 1, V do keep[i] = i - 1 end
   end
   local w, total = {}, 0
   for j, i in ipairs(keep) do
-    w[j] = math.exp((p[i] - mx) / temp)
+    w[j] = math.exp((p[i + 1] - mx) / temp)
     total = total + w[j]
   end
   local top_p = o.top_p
@@ -402,19 +395,22 @@ local function sample_row(p, V, o, u)
   return keep[#keep]
 end
 
--- logits (B, V) -> ids, a Lua list of B 0-based ids. o: greedy,
--- temperature, top_k, top_p; u: B uniforms in [0, 1) (drawn from wb.rand
--- when nil and not greedy)
+-- logits (B, V) -> a Lua list of B ids (0-based). o: greedy, temperature,
+-- top_k, top_p; u: B uniforms in [0, 1) (drawn from wb.rand when nil and
+-- not greedy)
 function M.sample(logits, o, u)
   o = o or {}
   if logits:dim() ~= 2 then error("gpt.sample: logits must be (B, V), got " .. shape_str(logits), 2) end
   local B, V = logits:size(1), logits:size(2)
-  local greedy = o.greedy or (o.temperature or 1) <= 0
-  if not greedy and not u then u = wb.rand(B):totable() end
-  local l = logits:contiguous()
-  local p = ffi.cast("const float *", l:data_ptr())
+  if o.greedy or (o.temperature or 1) <= 0 then return logits:argmax(2):totable() end -- the first maximum
+  if not u then u = wb.rand(B):totable() end
+  local flat = logits:totable()
   local out = {}
-  for b = 1, B do out[b] = sample_row(p + (b - 1) * V, V, o, u and u[b]) end
+  for b = 1, B do
+    local row = {}
+    for i = 1, V do row[i] = flat[(b - 1) * V + i] end
+    out[b] = sample_row(row, V, o, u and u[b])
+  end
   return out
 end
 
