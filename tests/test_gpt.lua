@@ -335,7 +335,7 @@ do
   floor = floor / ntok
   local lr = 5e-3
   local opt = optim.AdamW(mem:parameters(), { lr = lr, weight_decay = 0, betas = { 0.9, 0.98 } })
-  local t0 = wb.now()
+  local t0, c0 = wb.now(), os.clock()
   local first, loss
   local steps = 120
   for step = 1, steps do
@@ -347,13 +347,14 @@ do
     l:backward()
     opt:step()
   end
-  local secs = wb.now() - t0
-  print(string.format("memorise 20 sentences (%d bytes at most): loss %.3f -> %.4f (floor %.4f) in %d steps, %.1f s",
-    maxlen, first, loss, floor, steps, secs))
-  -- observed: 5.63 -> 0.082 against the floor 0.0801 (5 s idle, 25 s at load 10); chance is ln(259) = 5.56
+  local secs, cpu = wb.now() - t0, os.clock() - c0
+  print(string.format("memorise 20 sentences (%d bytes at most): loss %.3f -> %.4f (floor %.4f) in %d steps, %.1f s (%.1f s of CPU)",
+    maxlen, first, loss, floor, steps, secs, cpu))
+  -- observed: 5.63 -> 0.082 against the floor 0.0801 (5-10 s of CPU); chance is ln(259) = 5.56
   T.ok(first > 5, "the untrained model is at chance: " .. first)
   T.ok(loss < floor + 0.01, string.format("memorised: loss %.4f < floor %.4f + 0.01", loss, floor))
-  T.ok(secs < 30, "training took " .. secs .. " s < 30 s")
+  -- CPU seconds, not wall time: the bound must hold on a shared machine too
+  T.ok(cpu < 30, "training took " .. cpu .. " s of CPU < 30 s")
   local PROMPT = 10 -- characters; no two sentences share their first 10
   local starts = {}
   for _, s in ipairs(SENTENCES) do
