@@ -95,6 +95,8 @@ do
   local am = lm(seq):narrow(2, 5, 30):argmax(-1)
   T.ok(same_list(am:totable(), g1:totable()), "greedy ids are the full forward's argmax")
   T.fails(function() lm(ids, { cache = lm:new_cache(2) }) end, "wb.no_grad", "a cache under autograd")
+  T.fails(function() wb.no_grad(function() lm(ids, { cache = lm:new_cache(2, 10) }) end) end, "max_len 10",
+    "a cache too short")
 end
 
 ------------------------------------------------------------------ prefix embeddings

@@ -33,7 +33,7 @@ and a token's position counts only the real tokens before it (as HF's
 position_ids from the attention mask), so a left-padded row gives the same
 logits as the same row unpadded. Batched generation needs LEFT padding.
 
-KV cache: lm:new_cache(B) preallocates k/v (B, H, block_size, hd) per layer;
+KV cache: lm:new_cache(B, max_len) preallocates k/v (B, H, max_len, hd) per layer;
 forward(ids, {cache = c}) writes the new k/v into it with narrow():copy_()
 and attends to everything cached, so a decode step computes q/k/v for its
 own token only. The cache is for inference: it must run under wb.no_grad.
@@ -171,13 +171,17 @@ function GPT:extra_repr()
     c.n_head, c.n_embd, c.block_size)
 end
 
--- a KV cache for batch B, holding up to block_size positions
-function GPT:new_cache(B)
+-- a KV cache for batch B, holding up to max_len (default block_size) positions
+function GPT:new_cache(B, max_len)
   local c = self.cfg
+  max_len = max_len or c.block_size
+  if max_len < 1 or max_len > c.block_size then
+    error(string.format("gpt.new_cache: max_len %d must be in 1..block_size %d", max_len, c.block_size), 2)
+  end
   local hd = c.n_embd / c.n_head
-  local cache = { B = B, len = 0, layers = {}, valid = nil, counts = nil }
+  local cache = { B = B, len = 0, max_len = max_len, layers = {}, valid = nil, counts = nil }
   for i = 1, c.n_layer do
-    cache.layers[i] = { k = wb.zeros(B, c.n_head, c.block_size, hd), v = wb.zeros(B, c.n_head, c.block_size, hd) }
+    cache.layers[i] = { k = wb.zeros(B, c.n_head, max_len, hd), v = wb.zeros(B, c.n_head, max_len, hd) }
   end
   return cache
 end
@@ -227,6 +231,9 @@ function GPT:hidden_states(ids, o)
     if cache.B ~= B then error(string.format("gpt: cache is for batch %d, input has batch %d", cache.B, B), 3) end
     past = cache.len
   end
+  if cache and past + N > cache.max_len then
+    error(string.format("gpt: %d cached + %d new positions exceed the cache's max_len %d", past, N, cache.max_len), 3)
+  end
   if past + N > c.block_size then
     error(string.format("gpt: %d positions (%d cached + %d prefix + %d tokens) exceed block_size %d", past + N, past, P, T,
       c.block_size), 3)
@@ -271,7 +278,7 @@ function GPT:hidden_states(ids, o)
   local kvalid = valid
   if cache and (valid or cache.valid) then
     if not cache.valid then
-      cache.valid = wb.full({ B, c.block_size }, 1, "bool")
+      cache.valid = wb.full({ B, cache.max_len }, 1, "bool")
     end
     cache.valid:narrow(2, past + 1, N):copy_(valid or wb.full({ B, N }, 1, "bool"))
     kvalid = cache.valid:narrow(2, 1, S)
@@ -456,7 +463,7 @@ function GPT:generate(ids, o)
   for b = 1, B do out[b] = {} end
   local ok, err = pcall(wb.no_grad, function()
     local use_cache = o.use_cache ~= false
-    local cache = use_cache and self:new_cache(B) or nil
+    local cache = use_cache and self:new_cache(B, P + T + max_new) or nil
     local seq, mask = ids, o.mask -- the whole text so far (no cache)
     local h = self:hidden_states(ids, { prefix = o.prefix, mask = o.mask, cache = cache })
     local done = {}
