@@ -11,6 +11,8 @@
  *   /split        (N) i32 fold or split number
  *   /labels       (N, L) u8 multi-hot, with /label_names (L) UTF-8 strings
  *   /reports      (N) UTF-8 strings
+ *   /labels_<set> (N, L) u8 with /label_names_<set>: named label sets (the
+ *                 root attribute `label_sets` lists them), e.g. PTB-XL's levels
  * Strings are variable-length UTF-8, as h5py writes str. Every per-record
  * dataset is chunked with an unlimited first dimension, so appending extends
  * them all by the batch and writes one hyperslab each.
@@ -35,6 +37,13 @@ struct ewb_dataset {
     char *units;
     char **lead_names;  /* leads strings */
     char **label_names; /* nlabels strings */
+    int64_t nsets;
+    struct label_set {
+        char *name;     /* the set's name */
+        char dname[256]; /* "labels_<name>" */
+        int64_t n;      /* labels in the set */
+        char **names;   /* n strings */
+    } *sets;
 };
 
 enum { META_CHUNK = 1024, DEFAULT_DEFLATE = 4 };
@@ -203,6 +212,51 @@ static hid_t create_rows(hid_t f, const char *name, hid_t ftype, int rank, const
     return d;
 }
 
+/* a fixed-size (n) dataset of strings, e.g. label_names */
+static int write_names(hid_t f, const char *name, int64_t n, char *const *v) {
+    hsize_t k = (hsize_t)n;
+    hid_t str = vlen_str_type(), s = H5Screate_simple(1, &k, NULL), d = -1;
+    int rc = -1;
+    if (str >= 0 && s >= 0) d = H5Dcreate2(f, name, str, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (d >= 0 && H5Dwrite(d, str, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0) rc = 0;
+    if (d >= 0) H5Dclose(d);
+    if (s >= 0) H5Sclose(s);
+    if (str >= 0) H5Tclose(str);
+    return rc;
+}
+
+/* 1 if name is a usable label-set name: 1..200 letters, digits or '_' */
+static int good_set_name(const char *name) {
+    size_t k = strlen(name);
+    if (k == 0 || k > 200) return 0;
+    for (size_t i = 0; i < k; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) return 0;
+    }
+    return 1;
+}
+
+/* room for k label sets in ds (zeroed) */
+static int alloc_sets(ewb_dataset *ds, int64_t k) {
+    ds->sets = calloc((size_t)(k ? k : 1), sizeof *ds->sets);
+    return ds->sets ? 0 : -1;
+}
+
+/* fills set slot ds->sets[ds->nsets] and counts it; names are copied */
+static int add_set(ewb_dataset *ds, const char *name, int64_t n, char *const *names_owned, const char *const *names_copy) {
+    struct label_set *ls = &ds->sets[ds->nsets];
+    ls->name = dup_str(name);
+    if (!ls->name) { free_strs((char **)names_owned, n); return -1; }
+    snprintf(ls->dname, sizeof ls->dname, "labels_%s", name);
+    ds->nsets++;
+    if (names_owned) { ls->names = (char **)names_owned; ls->n = n; return 0; }
+    ls->names = calloc((size_t)(n ? n : 1), sizeof(char *));
+    if (!ls->names) return -1;
+    for (; ls->n < n; ls->n++)
+        if (!(ls->names[ls->n] = dup_str(names_copy[ls->n]))) return -1;
+    return 0;
+}
+
 static int close_locked(ewb_dataset *ds) {
     int rc = 0;
     if (ds->f >= 0 && H5Fclose(ds->f) < 0) rc = ewb_h5_fail("dataset_close: '%s': cannot close the file", ds->file);
@@ -210,6 +264,11 @@ static int close_locked(ewb_dataset *ds) {
     free(ds->units);
     free_strs(ds->lead_names, ds->leads);
     free_strs(ds->label_names, ds->nlabels);
+    for (int64_t k = 0; ds->sets && k < ds->nsets; k++) {
+        free(ds->sets[k].name);
+        free_strs(ds->sets[k].names, ds->sets[k].n);
+    }
+    free(ds->sets);
     free(ds);
     return rc;
 }
@@ -239,6 +298,24 @@ static int create_locked(ewb_dataset **out, const char *file, const ewb_dataset_
             if (!valid_utf8(sp->lead_names[i])) return ewb_error("%s: '%s': lead name %lld is not valid UTF-8", op, file, (long long)i);
         }
     if (sp->units && !valid_utf8(sp->units)) return ewb_error("%s: '%s': units are not valid UTF-8", op, file);
+    if (sp->nsets < 0 || (sp->nsets > 0 && !sp->sets))
+        return ewb_error("%s: '%s': %lld label sets but sets is NULL", op, file, (long long)sp->nsets);
+    for (int64_t k = 0; k < sp->nsets; k++) {
+        const ewb_dataset_label_set *ls = &sp->sets[k];
+        if (!ls->name || !good_set_name(ls->name))
+            return ewb_error("%s: '%s': label set %lld: name '%s' must be 1..200 letters, digits or '_'", op, file,
+                             (long long)k, ls->name ? ls->name : "(null)");
+        for (int64_t j = 0; j < k; j++)
+            if (!strcmp(sp->sets[j].name, ls->name))
+                return ewb_error("%s: '%s': label set '%s' is given twice", op, file, ls->name);
+        if (ls->nlabels < 1 || !ls->label_names)
+            return ewb_error("%s: '%s': label set '%s' needs nlabels >= 1 and label_names, got %lld", op, file,
+                             ls->name, (long long)ls->nlabels);
+        for (int64_t i = 0; i < ls->nlabels; i++)
+            if (!ls->label_names[i] || !valid_utf8(ls->label_names[i]))
+                return ewb_error("%s: '%s': label set '%s': label name %lld is NULL or not valid UTF-8", op, file,
+                                 ls->name, (long long)i);
+    }
     if (sp->int16 && !(sp->gain > 0)) return ewb_error("%s: '%s': int16 signals need a gain > 0, got %g", op, file, sp->gain);
     if (sp->compression < -1 || sp->compression > 9)
         return ewb_error("%s: '%s': compression must be 0..9 (or -1 for the default), got %d", op, file, sp->compression);
@@ -257,7 +334,15 @@ static int create_locked(ewb_dataset **out, const char *file, const ewb_dataset_
     ds->units = dup_str(sp->units ? sp->units : "mV");
     ds->lead_names = calloc((size_t)ds->leads, sizeof(char *));
     ds->label_names = calloc((size_t)(sp->nlabels ? sp->nlabels : 1), sizeof(char *));
-    if (!ds->file || !ds->units || !ds->lead_names || !ds->label_names) { close_locked(ds); return ewb_error("%s: out of memory", op); }
+    if (!ds->file || !ds->units || !ds->lead_names || !ds->label_names || alloc_sets(ds, sp->nsets) != 0) {
+        close_locked(ds);
+        return ewb_error("%s: out of memory", op);
+    }
+    for (int64_t k = 0; k < sp->nsets; k++)
+        if (add_set(ds, sp->sets[k].name, sp->sets[k].nlabels, NULL, sp->sets[k].label_names) != 0) {
+            close_locked(ds);
+            return ewb_error("%s: out of memory", op);
+        }
     for (int64_t i = 0; i < ds->leads; i++) {
         char num[32];
         snprintf(num, sizeof num, "%lld", (long long)i + 1);
@@ -307,16 +392,33 @@ static int create_locked(ewb_dataset **out, const char *file, const ewb_dataset_
         d = create_rows(ds->f, "labels", H5T_STD_U8LE, 2, ltail, META_CHUNK, 0, level);
         if (d < 0) { ewb_h5_fail("%s: '%s': cannot create dataset 'labels'", op, file); goto done; }
         H5Dclose(d);
-        hsize_t nl = (hsize_t)ds->nlabels;
-        hid_t s = H5Screate_simple(1, &nl, NULL);
-        d = s < 0 ? -1 : H5Dcreate2(ds->f, "label_names", str, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        if (s >= 0) H5Sclose(s);
-        if (d < 0 || H5Dwrite(d, str, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds->label_names) < 0) {
+        d = -1;
+        if (write_names(ds->f, "label_names", ds->nlabels, ds->label_names) < 0) {
             ewb_h5_fail("%s: '%s': cannot write dataset 'label_names'", op, file);
             goto done;
         }
+    }
+    if (ds->nsets > 0) {
+        const char **setnames = malloc(sizeof(char *) * (size_t)ds->nsets);
+        if (!setnames) { ewb_error("%s: out of memory", op); goto done; }
+        for (int64_t k = 0; k < ds->nsets; k++) setnames[k] = ds->sets[k].name;
+        int bad = attr_strings_write(ds->f, "label_sets", ds->nsets, setnames) < 0;
+        free(setnames);
+        if (bad) { ewb_h5_fail("%s: '%s': cannot write attribute 'label_sets'", op, file); goto done; }
+    }
+    for (int64_t k = 0; k < ds->nsets; k++) {
+        struct label_set *ls = &ds->sets[k];
+        char nname[280];
+        snprintf(nname, sizeof nname, "label_names_%s", ls->name);
+        hsize_t ltail[1] = {(hsize_t)ls->n};
+        d = create_rows(ds->f, ls->dname, H5T_STD_U8LE, 2, ltail, META_CHUNK, 0, level);
+        if (d < 0) { ewb_h5_fail("%s: '%s': cannot create dataset '%s'", op, file, ls->dname); goto done; }
         H5Dclose(d);
         d = -1;
+        if (write_names(ds->f, nname, ls->n, ls->names) < 0) {
+            ewb_h5_fail("%s: '%s': cannot write dataset '%s'", op, file, nname);
+            goto done;
+        }
     }
     if (H5Fflush(ds->f, H5F_SCOPE_LOCAL) < 0) { ewb_h5_fail("%s: '%s': cannot flush", op, file); goto done; }
     rc = 0;
@@ -353,6 +455,46 @@ static int check_rows(const ewb_dataset *ds, const char *name, int rank) {
         return ewb_error("dataset_open: '%s': corrupt: dataset '%s' has %lld rows but 'signals' has %lld records",
                          ds->file, name, (long long)dims[0], (long long)ds->n);
     return 0;
+}
+
+/* the names of the (N, L) labels dataset `lname`, read from the strings
+   dataset `nname`; *nl = L. NULL + error if they do not fit. */
+static char **read_label_names(ewb_dataset *ds, const char *lname, const char *nname, int64_t *nl) {
+    const char *op = "dataset_open", *file = ds->file;
+    if (check_rows(ds, lname, 2) != 0) return NULL;
+    hid_t d = H5Dopen2(ds->f, lname, H5P_DEFAULT);
+    if (d < 0) { ewb_h5_fail("%s: '%s': cannot open dataset '%s'", op, file, lname); return NULL; }
+    hid_t ls = H5Dget_space(d);
+    hsize_t ld[2] = {0, 0};
+    H5Sget_simple_extent_dims(ls, ld, NULL);
+    H5Sclose(ls);
+    H5Dclose(d);
+    *nl = (int64_t)ld[1];
+    if (!exists(ds->f, nname)) { ewb_error("%s: '%s': '%s' has no '%s' dataset", op, file, lname, nname); return NULL; }
+    char **names = NULL;
+    d = H5Dopen2(ds->f, nname, H5P_DEFAULT);
+    hid_t nt = d < 0 ? -1 : H5Dget_type(d), ns = d < 0 ? -1 : H5Dget_space(d);
+    int ok = nt >= 0 && ns >= 0 && H5Tget_class(nt) == H5T_STRING && H5Sget_simple_extent_ndims(ns) == 1 &&
+             H5Sget_simple_extent_npoints(ns) == *nl;
+    if (ok) {
+        int vlen = H5Tis_variable_str(nt) > 0;
+        void *raw = calloc((size_t)(*nl ? *nl : 1), vlen ? sizeof(char *) : H5Tget_size(nt));
+        hid_t mt = H5Tcopy(nt);
+        if (!raw || H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) ok = 0;
+        else {
+            names = strings_from_raw(nt, *nl, raw);
+            if (vlen) H5Dvlen_reclaim(mt, ns, H5P_DEFAULT, raw);
+            if (!names) ok = 0;
+        }
+        H5Tclose(mt);
+        free(raw);
+    }
+    if (nt >= 0) H5Tclose(nt);
+    if (ns >= 0) H5Sclose(ns);
+    if (d >= 0) H5Dclose(d);
+    if (!ok)
+        ewb_h5_fail("%s: '%s': '%s' must be %lld strings, one per column of '%s'", op, file, nname, (long long)*nl, lname);
+    return names;
 }
 
 static int open_locked(ewb_dataset **out, const char *file, int writable) {
@@ -441,40 +583,41 @@ static int open_locked(ewb_dataset **out, const char *file, int writable) {
     } else if (!(ds->units = dup_str("mV"))) { ewb_error("%s: out of memory", op); goto done; }
 
     if (exists(ds->f, "labels")) {
-        if (check_rows(ds, "labels", 2) != 0) goto done;
-        d = H5Dopen2(ds->f, "labels", H5P_DEFAULT);
-        hid_t ls = H5Dget_space(d);
-        hsize_t ld[2];
-        H5Sget_simple_extent_dims(ls, ld, NULL);
-        H5Sclose(ls);
-        H5Dclose(d);
-        d = -1;
-        int64_t nl = (int64_t)ld[1];
-        if (!exists(ds->f, "label_names")) { ewb_error("%s: '%s': 'labels' has no 'label_names' dataset", op, file); goto done; }
-        d = H5Dopen2(ds->f, "label_names", H5P_DEFAULT);
-        hid_t nt = d < 0 ? -1 : H5Dget_type(d), ns = d < 0 ? -1 : H5Dget_space(d);
-        int ok = nt >= 0 && ns >= 0 && H5Tget_class(nt) == H5T_STRING && H5Sget_simple_extent_ndims(ns) == 1 &&
-                 H5Sget_simple_extent_npoints(ns) == nl;
-        if (ok) {
-            int vlen = H5Tis_variable_str(nt) > 0;
-            void *raw = calloc((size_t)(nl ? nl : 1), vlen ? sizeof(char *) : H5Tget_size(nt));
-            hid_t mt = H5Tcopy(nt);
-            if (!raw || H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) ok = 0;
-            else {
-                ds->label_names = strings_from_raw(nt, nl, raw);
-                if (vlen) H5Dvlen_reclaim(mt, ns, H5P_DEFAULT, raw);
-                if (ds->label_names) ds->nlabels = nl;
-                else ok = 0;
+        ds->label_names = read_label_names(ds, "labels", "label_names", &ds->nlabels);
+        if (!ds->label_names) goto done;
+    }
+    a = attr_find(ds->f, ds->f, "label_sets");
+    if (a >= 0) {
+        int64_t k = 0;
+        char **setnames = attr_strings_read(op, file, a, "label_sets", &k);
+        if (!setnames) goto done;
+        H5Aclose(a);
+        a = -1;
+        int bad = alloc_sets(ds, k) != 0;
+        if (bad) ewb_error("%s: out of memory", op);
+        for (int64_t i = 0; !bad && i < k; i++) {
+            char lname[256], nname[280];
+            snprintf(lname, sizeof lname, "labels_%s", setnames[i]);
+            snprintf(nname, sizeof nname, "label_names_%s", setnames[i]);
+            if (!good_set_name(setnames[i])) {
+                ewb_error("%s: '%s': attribute 'label_sets' names a set '%s' (want letters, digits or '_')", op, file,
+                          setnames[i]);
+                bad = 1;
+            } else if (!exists(ds->f, lname)) {
+                ewb_error("%s: '%s': attribute 'label_sets' lists '%s' but there is no dataset '%s'", op, file,
+                          setnames[i], lname);
+                bad = 1;
+            } else {
+                int64_t nl = 0;
+                char **names = read_label_names(ds, lname, nname, &nl);
+                if (!names || add_set(ds, setnames[i], nl, names, NULL) != 0) {
+                    if (names) ewb_error("%s: out of memory", op);
+                    bad = 1;
+                }
             }
-            H5Tclose(mt);
-            free(raw);
         }
-        if (nt >= 0) H5Tclose(nt);
-        if (ns >= 0) H5Sclose(ns);
-        if (!ok) {
-            ewb_h5_fail("%s: '%s': 'label_names' must be %lld strings, one per column of 'labels'", op, file, (long long)nl);
-            goto done;
-        }
+        free_strs(setnames, k);
+        if (bad) goto done;
     }
     const char *rows[] = {"id", "patient_id", "age", "sex", "split", "reports"};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
@@ -519,6 +662,7 @@ int ewb_dataset_info_get(const ewb_dataset *ds, ewb_dataset_info *out) {
     out->int16 = ds->int16;
     out->gain = ds->gain;
     out->writable = ds->writable;
+    out->nsets = ds->nsets;
     return 0;
 }
 int64_t ewb_dataset_size(const ewb_dataset *ds) { return ds ? ds->n : -1; }
@@ -529,6 +673,22 @@ const char *ewb_dataset_lead_name(const ewb_dataset *ds, int64_t i) {
 }
 const char *ewb_dataset_label_name(const ewb_dataset *ds, int64_t i) {
     return ds && i >= 0 && i < ds->nlabels ? ds->label_names[i] : NULL;
+}
+const char *ewb_dataset_set_name(const ewb_dataset *ds, int64_t k) {
+    return ds && k >= 0 && k < ds->nsets ? ds->sets[k].name : NULL;
+}
+int64_t ewb_dataset_set_nlabels(const ewb_dataset *ds, int64_t k) {
+    return ds && k >= 0 && k < ds->nsets ? ds->sets[k].n : -1;
+}
+const char *ewb_dataset_set_label_name(const ewb_dataset *ds, int64_t k, int64_t i) {
+    return ds && k >= 0 && k < ds->nsets && i >= 0 && i < ds->sets[k].n ? ds->sets[k].names[i] : NULL;
+}
+
+/* index of label set `set` in ds, or -1 */
+static int64_t find_set(const ewb_dataset *ds, const char *set) {
+    for (int64_t k = 0; k < ds->nsets; k++)
+        if (!strcmp(ds->sets[k].name, set)) return k;
+    return -1;
 }
 
 /* ---------------- append ---------------- */
@@ -595,9 +755,11 @@ done:
 /* after a failed append: shrink every per-record dataset back to ds->n rows */
 static void undo_append(ewb_dataset *ds) {
     const char *names[] = {"signals", "id", "patient_id", "age", "sex", "split", "reports", "labels"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (!exists(ds->f, names[i])) continue;
-        hid_t d = H5Dopen2(ds->f, names[i], H5P_DEFAULT);
+    int64_t nfixed = (int64_t)(sizeof names / sizeof names[0]);
+    for (int64_t i = 0; i < nfixed + ds->nsets; i++) {
+        const char *name = i < nfixed ? names[i] : ds->sets[i - nfixed].dname;
+        if (!exists(ds->f, name)) continue;
+        hid_t d = H5Dopen2(ds->f, name, H5P_DEFAULT);
         if (d < 0) continue;
         hid_t s = H5Dget_space(d);
         hsize_t dims[3];
@@ -612,6 +774,26 @@ static void undo_append(ewb_dataset *ds) {
         H5Dclose(d);
     }
     H5Eclear2(H5E_DEFAULT);
+}
+
+/* the batch's rows of every label set (zeros for sets it does not give); b is checked */
+static int write_sets(ewb_dataset *ds, const ewb_dataset_batch *b, int64_t n) {
+    for (int64_t k = 0; k < ds->nsets; k++) {
+        const struct label_set *ls = &ds->sets[k];
+        const ewb_tensor *t = NULL;
+        for (int64_t j = 0; j < b->nsets; j++)
+            if (!strcmp(b->set_names[j], ls->name)) t = b->set_labels[j];
+        uint8_t *lab = calloc((size_t)(n * ls->n), 1);
+        if (!lab) return ewb_error("dataset_append: out of memory for a batch of %lld records", (long long)n);
+        ewb_tensor *c = t ? ewb_contig_or_self((ewb_tensor *)t) : NULL;
+        int rc = t && !c ? -1 : 0;
+        for (int64_t i = 0; c && i < n * ls->n; i++) lab[i] = elem(c, i) != 0;
+        if (rc == 0) rc = write_rows(ds, ls->dname, H5T_NATIVE_UINT8, n, lab);
+        ewb_tensor_free(c);
+        free(lab);
+        if (rc != 0) return -1;
+    }
+    return 0;
 }
 
 static int append_locked(ewb_dataset *ds, const ewb_dataset_batch *b) {
@@ -636,6 +818,15 @@ static int append_locked(ewb_dataset *ds, const ewb_dataset_batch *b) {
         {"patient_id", b->patient_id}, {"age", b->age}, {"sex", b->sex}, {"split", b->split}};
     for (int i = 0; i < 4; i++)
         if (num[i].t) EWB_TRY(check_batch_tensor(ds, num[i].name, num[i].t, n, -1));
+    if (b->nsets < 0 || (b->nsets > 0 && (!b->set_names || !b->set_labels)))
+        return ewb_error("dataset_append: '%s': the batch has %lld label sets but set_names or set_labels is NULL",
+                         ds->file, (long long)b->nsets);
+    for (int64_t k = 0; k < b->nsets; k++) {
+        const char *name = b->set_names[k];
+        int64_t j = name ? find_set(ds, name) : -1;
+        if (j < 0) return ewb_error("dataset_append: '%s' has no label set '%s'", ds->file, name ? name : "(null)");
+        if (b->set_labels[k]) EWB_TRY(check_batch_tensor(ds, ds->sets[j].dname, b->set_labels[k], n, ds->sets[j].n));
+    }
     const char *const *strs[2] = {b->ids, b->reports};
     const char *strname[2] = {"id", "report"};
     for (int k = 0; k < 2; k++)
@@ -650,6 +841,9 @@ static int append_locked(ewb_dataset *ds, const ewb_dataset_batch *b) {
                              ds->file, names[i]);
     if (ds->nlabels > 0 && !exists(ds->f, "labels"))
         return ewb_error("dataset_append: '%s': cannot append: dataset 'labels' is missing", ds->file);
+    for (int64_t k = 0; k < ds->nsets; k++)
+        if (!exists(ds->f, ds->sets[k].dname))
+            return ewb_error("dataset_append: '%s': cannot append: dataset '%s' is missing", ds->file, ds->sets[k].dname);
 
     /* numeric fields, converted to their stored types */
     int rc = -1;
@@ -706,7 +900,7 @@ static int append_locked(ewb_dataset *ds, const ewb_dataset_batch *b) {
         write_rows(ds, "id", str, n, ids) || write_rows(ds, "patient_id", H5T_NATIVE_INT64, n, pid) ||
         write_rows(ds, "age", H5T_NATIVE_FLOAT, n, age) || write_rows(ds, "sex", H5T_NATIVE_INT8, n, sex) ||
         write_rows(ds, "split", H5T_NATIVE_INT32, n, split) || write_rows(ds, "reports", str, n, reps) ||
-        (ds->nlabels > 0 && write_rows(ds, "labels", H5T_NATIVE_UINT8, n, lab))) {
+        (ds->nlabels > 0 && write_rows(ds, "labels", H5T_NATIVE_UINT8, n, lab)) || write_sets(ds, b, n) != 0) {
         undo_append(ds);
         goto done;
     }
@@ -824,6 +1018,39 @@ static int read_labels_locked(ewb_dataset *ds, int64_t start, int64_t count, ewb
 int ewb_dataset_read_labels(ewb_dataset *ds, int64_t start, int64_t count, ewb_tensor **out) {
     ewb_h5_enter();
     return ewb_h5_leave(read_labels_locked(ds, start, count, out));
+}
+
+static int read_set_labels_locked(ewb_dataset *ds, const char *set, int64_t start, int64_t count, ewb_tensor **out) {
+    const char *op = "dataset_read_set_labels";
+    if (!out) return ewb_error("%s: out pointer is NULL", op);
+    *out = NULL;
+    if (!set || !set[0]) return read_labels_locked(ds, start, count, out);
+    EWB_TRY(check_range(op, ds, start, count));
+    int64_t k = find_set(ds, set);
+    if (k < 0) {
+        char have[512] = "";
+        for (int64_t j = 0; j < ds->nsets; j++) {
+            size_t u = strlen(have);
+            snprintf(have + u, sizeof have - u, "%s%s", j ? ", " : "", ds->sets[j].name);
+        }
+        return ewb_error("%s: '%s' has no label set '%s' (it has: %s)", op, ds->file, set, ds->nsets ? have : "none");
+    }
+    int64_t shape[2] = {count, ds->sets[k].n};
+    ewb_tensor *t = ewb_empty(EWB_DTYPE_BOOL, 2, shape);
+    if (!t) return -1;
+    if (read_rows(op, ds, ds->sets[k].dname, H5T_NATIVE_UINT8, start, count, ewb_tensor_data(t)) != 0) {
+        ewb_tensor_free(t);
+        return -1;
+    }
+    uint8_t *p = ewb_tensor_data(t);
+    for (int64_t i = 0; i < count * shape[1]; i++) p[i] = p[i] != 0;
+    *out = t;
+    return 0;
+}
+
+int ewb_dataset_read_set_labels(ewb_dataset *ds, const char *set, int64_t start, int64_t count, ewb_tensor **out) {
+    ewb_h5_enter();
+    return ewb_h5_leave(read_set_labels_locked(ds, set, start, count, out));
 }
 
 static int read_field_locked(ewb_dataset *ds, const char *field, int64_t start, int64_t count, ewb_tensor **out) {

@@ -226,22 +226,144 @@ int ewb_ema_update(ewb_tensor *ema, ewb_tensor *param, double decay); /* ema = d
 int ewb_h5_write(const char *file, const char *name, const ewb_tensor *t, int truncate);
 int ewb_h5_read(const char *file, const char *name, ewb_tensor **out);
 int ewb_h5_list(const char *file, char *buf, int64_t n); /* dataset paths, one per line */
-/* ---- simulator (core/sim.c): ECGSYN on a 3-D dipole, 12 leads in mV ---- */
+/* ---- simulator (core/sim.c): ECGSYN on a 3-D dipole, 12 leads in mV ----
+   A zero-filled config past `index` is a clean normal sinus record; each
+   condition is switched on by its field. Conditions combine. */
+enum { EWB_SIM_SINUS = 0, EWB_SIM_AFIB = 1, EWB_SIM_AFLT = 2 };             /* rhythm */
+enum { EWB_SIM_BBB_NONE = 0, EWB_SIM_LBBB = 1, EWB_SIM_RBBB = 2 };         /* bbb */
+enum { EWB_SIM_ANTERIOR = 1, EWB_SIM_INFERIOR = 2, EWB_SIM_LATERAL = 4 };  /* st_territory bits */
+enum { EWB_SIM_NOISE_BW = 1, EWB_SIM_NOISE_PL = 2, EWB_SIM_NOISE_EMG = 4, EWB_SIM_NOISE_EM = 8 };
+/* label bits of ewb_sim_truth.labels; names from ewb_sim_label_name() */
+enum {
+    EWB_SIM_L_NORM = 0, EWB_SIM_L_SR, EWB_SIM_L_SBRAD, EWB_SIM_L_STACH, EWB_SIM_L_AFIB, EWB_SIM_L_AFLT,
+    EWB_SIM_L_1AVB, EWB_SIM_L_CLBBB, EWB_SIM_L_CRBBB, EWB_SIM_L_PVC, EWB_SIM_L_STE_ANT, EWB_SIM_L_STE_INF,
+    EWB_SIM_L_STE_LAT, EWB_SIM_L_STD, EWB_SIM_L_INVT, EWB_SIM_L_LVH, EWB_SIM_L_LNGQT, EWB_SIM_L_LAD,
+    EWB_SIM_L_RAD, EWB_SIM_L_LVOLT, EWB_SIM_NUM_LABELS
+};
 typedef struct ewb_sim_config {
     double fs;        /* Hz */
     double seconds;
-    double hr_mean;   /* bpm */
+    double hr_mean;   /* bpm (sinus and AF; AFLT's rate follows its flutter and block) */
     double hr_std;    /* bpm, beat-to-beat variability */
     double lf_hf;     /* LF/HF power ratio of the RR spectrum (0.5) */
     uint64_t seed;
     uint64_t index;   /* record number: (seed, index) fixes the record */
+    /* conditions */
+    int rhythm;            /* EWB_SIM_SINUS, _AFIB, _AFLT */
+    int flutter_block;     /* AFLT conduction ratio 2, 3 or 4; 0 = variable (2-4) */
+    double af_rr_cv;       /* AFIB coefficient of variation of RR; 0 = 0.2 */
+    double pr_ms;          /* PR interval (ms), 0 = drawn normal (130-190); > 200 is 1AVB */
+    int bbb;               /* EWB_SIM_BBB_NONE, _LBBB, _RBBB */
+    double pvc_prob;       /* probability that a beat is a PVC, [0, 0.5] */
+    int st_territory;      /* EWB_SIM_ANTERIOR | _INFERIOR | _LATERAL */
+    double st_mv;          /* ST elevation (mV) at J+60 ms in the territory's weakest lead */
+    double std_mv;         /* diffuse ST depression (mV) at J+60 ms in V5 */
+    int t_inversion;       /* invert the T wave */
+    double lvh_mv;         /* LVH: Sokolow-Lyon SV1 + max(RV5, RV6) in mV (>= 3.5), with strain; 0 = off */
+    double qt_extra_ms;    /* delay of the T wave (ms): long QT */
+    int set_axis;          /* 1: use axis_deg */
+    double axis_deg;       /* frontal QRS axis (deg), [-180, 180] */
+    double low_voltage_mv; /* max QRS peak-to-peak in limb leads (mV), (0, 0.5); 0 = off */
+    /* noise, added per electrode (limb-lead identities hold for the noisy signal too) */
+    int noise;             /* EWB_SIM_NOISE_* bits */
+    double snr_bw, snr_pl, snr_emg, snr_em; /* dB: mean clean lead power / mean noise lead power */
+    double pl_hz;          /* powerline frequency, 50 or 60; 0 = 50 */
+    double age;            /* years; 0 = drawn (18-90) */
+    int sex;               /* 1 male, 2 female; 0 = drawn */
 } ewb_sim_config;
+/* the record's ground truth; intervals of the dominant (non-PVC) beat, NaN when absent */
+typedef struct ewb_sim_truth {
+    double hr;             /* bpm, from the R peaks */
+    double pr_ms, qrs_ms, qt_ms, qtc_ms; /* QTc by Bazett */
+    double axis_deg;       /* frontal QRS axis from the net QRS areas in I and aVF */
+    double atrial_rate;    /* /min: P waves (sinus), F waves (AFLT), dominant f wave (AFIB) */
+    double qrs_limb_mv;    /* largest QRS peak-to-peak in the limb leads */
+    double sokolow_mv;     /* SV1 + max(RV5, RV6) */
+    double st_mv[12];      /* ST level at J+60 ms minus PR level, per lead (clean) */
+    double age;
+    int sex;               /* 1 male, 2 female */
+    int n_beats, n_pvc;
+    int flutter_block;     /* AFLT: 2-4, 0 = variable */
+    uint32_t labels;       /* bit k set: label k (EWB_SIM_L_*) */
+} ewb_sim_truth;
 /* ecg (12, round(fs*seconds)) in lead order I II III aVR aVL aVF V1..V6;
    rpeaks (n) i64 sample positions of the R waves (may be NULL) */
 int ewb_sim_ecg(const ewb_sim_config *cfg, ewb_tensor **ecg, ewb_tensor **rpeaks);
+/* everything about one record; any output may be NULL. clean is ecg before
+   noise; waves (beats, 9) i64 samples per beat: P on, P peak, P off, QRS on,
+   R, QRS off, T peak, T off (-1: absent), beat type (0 normal, 1 PVC) */
+int ewb_sim_record(const ewb_sim_config *cfg, ewb_tensor **ecg, ewb_tensor **clean, ewb_tensor **rpeaks,
+                   ewb_tensor **waves, ewb_sim_truth *truth);
+/* count records in parallel (OpenMP over records), all with cfg[0]'s fs and
+   seconds: ecg and clean (count, 12, n) f32, rpeaks (count, max beats) i64
+   padded with -1, truth[count]; outputs may be NULL */
+int ewb_sim_batch(const ewb_sim_config *cfg, int64_t count, ewb_tensor **ecg, ewb_tensor **clean,
+                  ewb_tensor **rpeaks, ewb_sim_truth *truth);
+const char *ewb_sim_label_name(int k);
 const char *ewb_lead_name(int i);
 /* ECGSYN's RR tachogram alone: n RR intervals (s) sampled at 1 Hz */
 int ewb_sim_rr(ewb_tensor **out, int64_t n, double hr_mean, double hr_std, double lf_hf, uint64_t seed);
+/* ---- tokenizer (core/tokenizer.c) ---- */
+/* Byte-level BPE in the GPT-2 manner. Text is split into special tokens
+   (matched first, longest first, never split) and, between them, words
+   (GPT-2's pre-tokenisation, hand-written: see core/tokenizer.c); each word's
+   bytes are merged by the learned merges, lowest merge first. Ids: 0..255
+   are the bytes, 256 + i is merge i (in the order learned), and the special
+   tokens follow the merges in the order they were added, so
+   vocab size = 256 + merges + specials. Conventional specials: "<pad>"
+   (batch padding), "<bos>" and "<eos>" (EWB_TOK_BOS / EWB_TOK_EOS), "<ecg>",
+   "<gen>". Decoding concatenates token bytes, so decode(encode(s)) == s for
+   any bytes s (specials decode to their own text). */
+typedef struct ewb_tokenizer ewb_tokenizer;
+enum {
+    EWB_TOK_BOS = 1,            /* encode: prepend <bos> */
+    EWB_TOK_EOS = 2,            /* encode: append <eos> */
+    EWB_TOK_NO_SPECIAL = 4,     /* encode: special-token text is plain text */
+    EWB_TOK_PAD_LEFT = 8,       /* encode_batch: pad on the left (for generation) */
+    EWB_TOK_SKIP_SPECIAL = 16   /* decode: leave special tokens out */
+};
+/* no merges yet; specials: n distinct non-empty strings (may be NULL if n == 0) */
+int ewb_tokenizer_new(ewb_tokenizer **out, const char *const *specials, int64_t n);
+void ewb_tokenizer_free(ewb_tokenizer *tk);   /* NULL is fine */
+/* appends a special token; *id (may be NULL) gets its id */
+int ewb_tokenizer_add_special(ewb_tokenizer *tk, const char *s, int64_t *id);
+/* learns merges from n texts (lens[i] bytes, or NUL-terminated if lens is
+   NULL) until 256 + merges + specials == vocab_size, or no pair of symbols is
+   left; replaces earlier merges. Greedy by pair count over the corpus; ties go
+   to the pair with the smaller (left id, right id). Deterministic. */
+int ewb_tokenizer_train(ewb_tokenizer *tk, const char *const *texts, const int64_t *lens, int64_t n,
+                        int64_t vocab_size);
+int64_t ewb_tokenizer_vocab_size(const ewb_tokenizer *tk);
+int64_t ewb_tokenizer_num_merges(const ewb_tokenizer *tk);
+int64_t ewb_tokenizer_num_specials(const ewb_tokenizer *tk);
+/* merge i (0-based) joins tokens *left and *right into token 256 + i */
+int ewb_tokenizer_merge(const ewb_tokenizer *tk, int64_t i, int64_t *left, int64_t *right);
+/* error "unknown special token" if s is not one */
+int ewb_tokenizer_special_id(const ewb_tokenizer *tk, const char *s, int64_t *id);
+/* the bytes of token id (not NUL-terminated; valid until the tokenizer changes) */
+int ewb_tokenizer_token(const ewb_tokenizer *tk, int64_t id, const char **bytes, int64_t *len);
+/* the lowest id whose bytes are exactly these, or -1 */
+int64_t ewb_tokenizer_token_id(const ewb_tokenizer *tk, const char *bytes, int64_t len);
+/* ids (n) i64; len < 0: NUL-terminated; flags EWB_TOK_BOS | EWB_TOK_EOS | EWB_TOK_NO_SPECIAL */
+int ewb_tokenizer_encode(const ewb_tokenizer *tk, const char *text, int64_t len, int flags, ewb_tensor **out);
+/* ids (n, T) i64 and mask (n, T) bool (1 = token, 0 = padding); T = max_len if
+   max_len > 0 (longer encodings are cut to their first T ids), else the
+   longest encoding. Padding is <pad>'s id, or 0 without a <pad>. lens may be
+   NULL (NUL-terminated texts). flags as encode, plus EWB_TOK_PAD_LEFT. */
+int ewb_tokenizer_encode_batch(const ewb_tokenizer *tk, const char *const *texts, const int64_t *lens,
+                               int64_t n, int64_t max_len, int flags, ewb_tensor **ids, ewb_tensor **mask);
+/* the bytes of ids (any shape, i64 or i32, read in row-major order) into buf;
+   *needed = their length. buf is written only when n >= *needed (no NUL added).
+   flags: EWB_TOK_SKIP_SPECIAL */
+int ewb_tokenizer_decode(const ewb_tokenizer *tk, const ewb_tensor *ids, int flags, char *buf, int64_t n,
+                         int64_t *needed);
+/* a text file: "ecgwb-bpe 1", the specials, the merges as id pairs, a checksum (format in core/tokenizer.c) */
+int ewb_tokenizer_save(const ewb_tokenizer *tk, const char *file);
+int ewb_tokenizer_load(ewb_tokenizer **out, const char *file);
+/* the pre-tokenisation alone: end offsets of the words of text (no special
+   tokens); the first cap go to ends (may be NULL), *n = the number of words */
+int ewb_pretokenize(const char *text, int64_t len, int64_t *ends, int64_t cap, int64_t *n);
+/* (end of tokenizer) */
 /* ---- WFDB records and annotations (core/wfdb.c) ---- */
 /* PhysioNet's WFDB format: a text header (record.hea) and binary signal files;
    MIT annotation files (record.atr). Digital samples are i32; an invalid
@@ -382,6 +504,14 @@ int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int 
    `labels` (N, L) u8 with `label_names`, `reports` (variable-length UTF-8).
    Records are numbered from 0 here. */
 typedef struct ewb_dataset ewb_dataset;
+/* a named label set, stored as labels_<name> (N, nlabels) u8 and
+   label_names_<name> (nlabels) strings; the root attribute `label_sets`
+   lists the names. name: letters, digits and '_' */
+typedef struct ewb_dataset_label_set {
+    const char *name;
+    int64_t nlabels;
+    const char *const *label_names;
+} ewb_dataset_label_set;
 typedef struct ewb_dataset_spec {
     double fs;                        /* Hz */
     int64_t leads, samples;
@@ -392,6 +522,8 @@ typedef struct ewb_dataset_spec {
     int int16;                        /* 1: store signals as int16 = round(x * gain) */
     double gain;                      /* int16 steps per unit (e.g. 1000 per mV) */
     int compression;                  /* deflate level 0..9 (0: none), or -1: the default (4) */
+    int64_t nsets;                    /* named label sets besides `labels` (e.g. PTB-XL's SCP levels) */
+    const ewb_dataset_label_set *sets;
 } ewb_dataset_spec;
 /* a batch of n records to append; every field but signals may be NULL */
 typedef struct ewb_dataset_batch {
@@ -403,6 +535,9 @@ typedef struct ewb_dataset_batch {
     const ewb_tensor *split;          /* (n) fold or split number; NULL: 0 */
     const char *const *ids;           /* n UTF-8 strings; NULL: the record numbers */
     const char *const *reports;       /* n UTF-8 strings; NULL: "" */
+    int64_t nsets;                    /* label sets given: set_labels[k] (n, that set's nlabels) for the */
+    const char *const *set_names;     /* set named set_names[k]; sets not given (or NULL tensors): none set */
+    const ewb_tensor *const *set_labels;
 } ewb_dataset_batch;
 typedef struct ewb_dataset_info {
     int64_t n, leads, samples, nlabels;
@@ -410,6 +545,7 @@ typedef struct ewb_dataset_info {
     int int16;                        /* signals stored as int16 */
     double gain;                      /* 1 for f32 */
     int writable;
+    int64_t nsets;                    /* named label sets */
 } ewb_dataset_info;
 int ewb_dataset_create(ewb_dataset **out, const char *file, const ewb_dataset_spec *spec); /* truncates */
 int ewb_dataset_open(ewb_dataset **out, const char *file, int writable);
@@ -421,10 +557,15 @@ const char *ewb_dataset_file(const ewb_dataset *ds);
 const char *ewb_dataset_units(const ewb_dataset *ds);
 const char *ewb_dataset_lead_name(const ewb_dataset *ds, int64_t i);   /* NULL if out of range */
 const char *ewb_dataset_label_name(const ewb_dataset *ds, int64_t i);
+const char *ewb_dataset_set_name(const ewb_dataset *ds, int64_t k);                 /* NULL if out of range */
+int64_t ewb_dataset_set_nlabels(const ewb_dataset *ds, int64_t k);                  /* -1 if out of range */
+const char *ewb_dataset_set_label_name(const ewb_dataset *ds, int64_t k, int64_t i);
 /* records [start, start+count): signals (count, leads, samples) f32 in units */
 int ewb_dataset_read(ewb_dataset *ds, int64_t start, int64_t count, ewb_tensor **out);
 /* labels (count, nlabels) bool */
 int ewb_dataset_read_labels(ewb_dataset *ds, int64_t start, int64_t count, ewb_tensor **out);
+/* labels of the named set (NULL or "": `labels`), (count, that set's nlabels) bool */
+int ewb_dataset_read_set_labels(ewb_dataset *ds, const char *set, int64_t start, int64_t count, ewb_tensor **out);
 /* a numeric per-record field, (count): "patient_id" i64, "age" f32, "sex" i32, "split" i32 */
 int ewb_dataset_read_field(ewb_dataset *ds, const char *field, int64_t start, int64_t count, ewb_tensor **out);
 /* a string field ("id" or "reports") of count records into buf, each string
@@ -508,7 +649,70 @@ int ewb_plot_lines(const ewb_plot_series *series, int nseries, const ewb_plot_ch
 /* (end of figures) */
 
 /* ---- event loop, jobs, checkpoints (core/loop.c, core/checkpoint.c) ---- */
+/* The loop (libuv) lives on the thread that runs the Lua scheduler
+   (lua/ecgwb/loop.lua). Nothing calls into Lua: timers and finished work
+   queue (kind, id) events that the scheduler drains with ewb_loop_next_event. */
+enum { EWB_EVENT_TIMER = 1, EWB_EVENT_WORK = 2 };
+typedef struct ewb_event { int kind; int status; int64_t id; } ewb_event;
+int ewb_loop_run(int wait);              /* one libuv iteration; wait = 1 blocks until something happens */
+int ewb_loop_next_event(ewb_event *ev);  /* 1 and the oldest event, or 0 if none */
+void ewb_loop_wakeup(void);              /* ends a blocked ewb_loop_run; async-signal-safe */
+/* Ctrl-C: the host notes each one (async-signal-safe); the scheduler takes it
+   and delivers it to the foreground at a safe point. foreground = 1 while the
+   foreground's own Lua code runs, 0 while the scheduler waits or runs tasks */
+void ewb_loop_set_foreground(int flag);
+int ewb_loop_foreground(void);
+int ewb_loop_note_interrupt(void);       /* the number of Ctrl-Cs not yet taken */
+int ewb_loop_take_interrupt(void);       /* 1 if any was noted, and clears them */
+typedef struct ewb_timer ewb_timer;
+/* EWB_EVENT_TIMER with id after ms, then every repeat_ms (0: once) */
+int ewb_timer_start(ewb_timer **out, int64_t id, double ms, double repeat_ms);
+void ewb_timer_free(ewb_timer *t);       /* stops it; NULL is fine */
+/* slow C work on the one worker thread, in submission order; EWB_EVENT_WORK
+   with id (and status 0 or -1) when done */
+enum { EWB_WORK_SLEEP = 0, EWB_WORK_H5_READ = 1, EWB_WORK_H5_WRITE = 2, EWB_WORK_SIM_BATCH = 3,
+       EWB_WORK_CALL = 4 };
+enum { EWB_WORK_QUEUED = 0, EWB_WORK_RUNNING = 1, EWB_WORK_DONE = 2 };
+typedef struct ewb_work_params {
+    int kind;
+    double ms;              /* SLEEP: milliseconds on the worker */
+    const char *file;       /* H5_READ, H5_WRITE: copied at submit */
+    const char *name;       /* H5_READ, H5_WRITE: dataset path, copied */
+    ewb_tensor *tensor;     /* H5_WRITE: retained until the work is freed */
+    int truncate;           /* H5_WRITE */
+    ewb_sim_config sim;     /* SIM_BATCH: records sim.index .. sim.index + count - 1 */
+    int64_t count;          /* SIM_BATCH: result f32 (count, 12, L) */
+    int (*fn)(void *arg);   /* CALL: a C function (never Lua), 0 or -1 + ewb_last_error */
+    void *arg;              /* CALL: owned by the caller until the work is done */
+} ewb_work_params;
+typedef struct ewb_work ewb_work;
+int ewb_work_submit(ewb_work **out, const ewb_work_params *p, int64_t id);
+int ewb_work_state(ewb_work *w);                     /* EWB_WORK_QUEUED, _RUNNING, _DONE */
+int ewb_work_result(ewb_work *w, ewb_tensor **out);  /* once done: its status (error message
+                                                        in ewb_last_error), *out its tensor or NULL */
+int ewb_work_cancel(ewb_work *w);                    /* 1 if it was still queued (no event comes) */
+void ewb_work_free(ewb_work *w);                     /* cancels if queued; safe while running */
 
+
+/* -- checkpoints (core/checkpoint.c): a bag of named tensors and string
+   attributes, written atomically (FILE.tmp, fsync, rename) with a CRC-32,
+   verified on read. ewb_ckpt_write touches only the bag: it may run on a
+   worker thread (add tensors with copy = 1 to snapshot them first). -- */
+typedef struct ewb_ckpt ewb_ckpt;
+int ewb_ckpt_new(ewb_ckpt **out);
+void ewb_ckpt_free(ewb_ckpt *ck);
+/* name: a dataset path ("model/enc.weight"); copy = 1 snapshots t's data now,
+   copy = 0 keeps a reference (t must not change until the write is done) */
+int ewb_ckpt_add(ewb_ckpt *ck, const char *name, ewb_tensor *t, int copy);
+int ewb_ckpt_set_attr(ewb_ckpt *ck, const char *key, const char *text); /* replaces */
+int ewb_ckpt_write(const ewb_ckpt *ck, const char *path);
+int ewb_ckpt_read(const char *path, ewb_ckpt **out);   /* every tensor and attribute, checksum verified */
+int ewb_ckpt_verify(const char *path);                 /* 0 if path reads and its checksum matches */
+int ewb_ckpt_count(const ewb_ckpt *ck);
+const char *ewb_ckpt_name(const ewb_ckpt *ck, int i);  /* 0-based; NULL out of range */
+int ewb_ckpt_tensor(const ewb_ckpt *ck, int i, ewb_tensor **out); /* a new reference */
+const char *ewb_ckpt_attr(const ewb_ckpt *ck, const char *key);   /* NULL if absent */
+uint32_t ewb_crc32(uint32_t crc, const void *data, size_t n);     /* zlib's CRC-32; start with 0 */
 /* (end of event loop) */
 
 /* ---- differentiable beat synthesiser (kernels/beat.c) ---- */

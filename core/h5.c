@@ -1,4 +1,4 @@
-/* h5.c: tensors in HDF5 files, the only place in ecgwb that knows HDF5.
+/* h5.c: tensors in HDF5 files (only core/ knows HDF5).
  *
  * A dataset is addressed by a slash path ("enc/layers.0/weight", a leading
  * "/" is optional); writing creates the groups on the way. Stored types:
@@ -10,8 +10,9 @@
  * HDF5's own error printing is switched off; a failure becomes an ewb_error
  * naming the file, the dataset and the innermost HDF5 message. The serial
  * HDF5 library is not thread safe, so every entry point holds one mutex.
- * The mutex, the error helper and the file opener are shared with the other
- * HDF5 users in core/ through core/h5_internal.h.
+ * The mutex, the error helper, the file opener and the dataset read and write
+ * on an open file are shared with the other HDF5 users in core/ (dataset.c,
+ * checkpoint.c) through core/h5_internal.h.
  */
 #include "internal.h"
 #include "h5_internal.h"
@@ -149,12 +150,8 @@ static int replace_existing(hid_t f, const char *file, const char *name) {
     }
 }
 
-static int write_locked(const char *file, const char *name, const ewb_tensor *t, int truncate) {
-    if (!file) return ewb_error("h5_write: file name is NULL");
-    if (!(name = clean_name("h5_write", file, name))) return -1;
-    if (strlen(name) >= 1024) return ewb_error("h5_write: '%s': dataset name longer than 1023 bytes", file);
-    EWB_TRY(ewb_check_alive("h5_write", t));
-
+int ewb_h5_write_dataset(hid_t f, const char *op, const char *file, const char *name, const ewb_tensor *t) {
+    EWB_TRY(ewb_check_alive(op, t));
     /* the data, contiguous */
     int64_t n = ewb_tensor_numel(t);
     size_t nbytes = (size_t)n * ewb_dtype_size(t->dtype);
@@ -162,12 +159,45 @@ static int write_locked(const char *file, const char *name, const ewb_tensor *t,
     const void *data = ewb_tensor_data(t);
     if (!ewb_tensor_is_contiguous(t) && n > 0) {
         buf = malloc(nbytes);
-        if (!buf) return ewb_error("h5_write: out of memory copying %s", ewb_s(t));
+        if (!buf) return ewb_error("%s: out of memory copying %s", op, ewb_s(t));
         if (ewb_tensor_copy_to(t, buf, (int64_t)nbytes) != 0) { free(buf); return -1; }
         data = buf;
     }
+    hid_t space = -1, ftype = -1, mtype = -1, lcpl = -1, d = -1;
+    int rc = -1;
+    hsize_t dims[EWB_MAX_DIMS];
+    for (int i = 0; i < t->ndim; i++) dims[i] = (hsize_t)t->shape[i];
+    space = t->ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(t->ndim, dims, NULL);
+    ftype = file_type_of(t->dtype);
+    mtype = mem_type_of(t->dtype);
+    lcpl = H5Pcreate(H5P_LINK_CREATE);
+    if (space < 0 || ftype < 0 || mtype < 0 || lcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0) {
+        ewb_h5_fail("%s: '%s': cannot describe dataset '%s' %s", op, file, name, ewb_s(t));
+        goto done;
+    }
+    d = H5Dcreate2(f, name, ftype, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    if (d < 0) { ewb_h5_fail("%s: '%s': cannot create dataset '%s' %s", op, file, name, ewb_s(t)); goto done; }
+    if (n > 0 && H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+        ewb_h5_fail("%s: '%s': cannot write dataset '%s' %s", op, file, name, ewb_s(t));
+        goto done;
+    }
+    rc = 0;
+done:
+    if (d >= 0) H5Dclose(d);
+    if (lcpl >= 0) H5Pclose(lcpl);
+    if (mtype >= 0) H5Tclose(mtype);
+    if (ftype >= 0) H5Tclose(ftype);
+    if (space >= 0) H5Sclose(space);
+    free(buf);
+    return rc;
+}
 
-    hid_t f = -1, space = -1, ftype = -1, mtype = -1, lcpl = -1, d = -1;
+static int write_locked(const char *file, const char *name, const ewb_tensor *t, int truncate) {
+    if (!file) return ewb_error("h5_write: file name is NULL");
+    if (!(name = clean_name("h5_write", file, name))) return -1;
+    if (strlen(name) >= 1024) return ewb_error("h5_write: '%s': dataset name longer than 1023 bytes", file);
+    EWB_TRY(ewb_check_alive("h5_write", t));
+    hid_t f = -1;
     int rc = -1;
     struct stat st;
     if (truncate || stat(file, &st) != 0) {
@@ -178,32 +208,9 @@ static int write_locked(const char *file, const char *name, const ewb_tensor *t,
         if (f < 0) goto done;
         if (replace_existing(f, file, name) != 0) goto done;
     }
-
-    hsize_t dims[EWB_MAX_DIMS];
-    for (int i = 0; i < t->ndim; i++) dims[i] = (hsize_t)t->shape[i];
-    space = t->ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(t->ndim, dims, NULL);
-    ftype = file_type_of(t->dtype);
-    mtype = mem_type_of(t->dtype);
-    lcpl = H5Pcreate(H5P_LINK_CREATE);
-    if (space < 0 || ftype < 0 || mtype < 0 || lcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0) {
-        ewb_h5_fail("h5_write: '%s': cannot describe dataset '%s' %s", file, name, ewb_s(t));
-        goto done;
-    }
-    d = H5Dcreate2(f, name, ftype, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    if (d < 0) { ewb_h5_fail("h5_write: '%s': cannot create dataset '%s' %s", file, name, ewb_s(t)); goto done; }
-    if (n > 0 && H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
-        ewb_h5_fail("h5_write: '%s': cannot write dataset '%s' %s", file, name, ewb_s(t));
-        goto done;
-    }
-    rc = 0;
+    rc = ewb_h5_write_dataset(f, "h5_write", file, name, t);
 done:
-    if (d >= 0) H5Dclose(d);
-    if (lcpl >= 0) H5Pclose(lcpl);
-    if (mtype >= 0) H5Tclose(mtype);
-    if (ftype >= 0) H5Tclose(ftype);
-    if (space >= 0) H5Sclose(space);
     if (f >= 0 && H5Fclose(f) < 0 && rc == 0) rc = ewb_h5_fail("h5_write: '%s': cannot close the file", file);
-    free(buf);
     return rc;
 }
 
@@ -242,17 +249,14 @@ static const char *class_name(H5T_class_t c) {
     }
 }
 
-/* rows [start, start+count) along dim 0, or the whole dataset when count < 0 */
-static int read_locked(const char *file, const char *name, int64_t start, int64_t count, ewb_tensor **out) {
-    if (!file) return ewb_error("h5_read: file name is NULL");
-    if (!out) return ewb_error("h5_read: '%s': out pointer is NULL", file);
-    *out = NULL;
-    if (!(name = clean_name("h5_read", file, name))) return -1;
-    hid_t f = -1, d = -1, space = -1, mspace = -1, ftype = -1, mtype = -1;
+/* rows [start, start+count) along dim 0 of dataset `name` of the open file
+   f, or the whole dataset when count < 0 */
+static int read_rows_of(hid_t f, const char *op, const char *file, const char *name, int64_t start, int64_t count,
+                        ewb_tensor **out) {
+    hid_t d = -1, space = -1, mspace = -1, ftype = -1, mtype = -1;
     ewb_tensor *t = NULL;
     int rc = -1;
-    f = ewb_h5_open_existing("h5_read", file, H5F_ACC_RDONLY);
-    if (f < 0) goto done;
+    *out = NULL;
     /* walk the path so a missing group or dataset gets a plain message */
     {
         char path[1024];
@@ -262,7 +266,7 @@ static int read_locked(const char *file, const char *name, int64_t start, int64_
             htri_t e = H5Lexists(f, path, H5P_DEFAULT);
             if (e <= 0) {
                 H5Eclear2(H5E_DEFAULT);
-                ewb_error("h5_read: '%s' has no dataset '%s'%s%s", file, name, p ? ": no group " : "", p ? path : "");
+                ewb_error("%s: '%s' has no dataset '%s'%s%s", op, file, name, p ? ": no group " : "", p ? path : "");
                 goto done;
             }
             if (!p) break;
@@ -270,21 +274,21 @@ static int read_locked(const char *file, const char *name, int64_t start, int64_
         }
     }
     d = H5Dopen2(f, name, H5P_DEFAULT);
-    if (d < 0) { ewb_h5_fail("h5_read: '%s': '%s' is not a dataset", file, name); goto done; }
+    if (d < 0) { ewb_h5_fail("%s: '%s': '%s' is not a dataset", op, file, name); goto done; }
     space = H5Dget_space(d);
     ftype = H5Dget_type(d);
-    if (space < 0 || ftype < 0) { ewb_h5_fail("h5_read: '%s': cannot inspect dataset '%s'", file, name); goto done; }
+    if (space < 0 || ftype < 0) { ewb_h5_fail("%s: '%s': cannot inspect dataset '%s'", op, file, name); goto done; }
     int dtype = dtype_of(ftype);
     if (dtype < 0) {
-        ewb_error("h5_read: '%s': dataset '%s' has an unsupported %s type (want float, integer or bool)", file, name,
+        ewb_error("%s: '%s': dataset '%s' has an unsupported %s type (want float, integer or bool)", op, file, name,
                   class_name(H5Tget_class(ftype)));
         goto done;
     }
     H5S_class_t sc = H5Sget_simple_extent_type(space);
-    if (sc == H5S_NULL) { ewb_error("h5_read: '%s': dataset '%s' has a null dataspace (no data)", file, name); goto done; }
+    if (sc == H5S_NULL) { ewb_error("%s: '%s': dataset '%s' has a null dataspace (no data)", op, file, name); goto done; }
     int ndim = H5Sget_simple_extent_ndims(space);
     if (ndim < 0 || ndim > EWB_MAX_DIMS) {
-        ewb_h5_fail("h5_read: '%s': dataset '%s' has %d dims (at most %d)", file, name, ndim, EWB_MAX_DIMS);
+        ewb_h5_fail("%s: '%s': dataset '%s' has %d dims (at most %d)", op, file, name, ndim, EWB_MAX_DIMS);
         goto done;
     }
     hsize_t dims[EWB_MAX_DIMS];
@@ -292,9 +296,9 @@ static int read_locked(const char *file, const char *name, int64_t start, int64_
     H5Sget_simple_extent_dims(space, dims, NULL);
     for (int i = 0; i < ndim; i++) shape[i] = (int64_t)dims[i];
     if (count >= 0) { /* a hyperslab of rows */
-        if (ndim == 0) { ewb_error("h5_read: '%s': dataset '%s' is a scalar, it has no rows", file, name); goto done; }
+        if (ndim == 0) { ewb_error("%s: '%s': dataset '%s' is a scalar, it has no rows", op, file, name); goto done; }
         if (start < 0 || start + count > shape[0]) {
-            ewb_error("h5_read: '%s': rows [%lld, %lld) are out of range for dataset '%s' of %lld rows", file,
+            ewb_error("%s: '%s': rows [%lld, %lld) are out of range for dataset '%s' of %lld rows", op, file,
                       (long long)start, (long long)(start + count), name, (long long)shape[0]);
             goto done;
         }
@@ -303,21 +307,21 @@ static int read_locked(const char *file, const char *name, int64_t start, int64_
         off[0] = (hsize_t)start;
         for (int i = 0; i < ndim; i++) cnt[i] = (hsize_t)shape[i];
         if (count > 0 && H5Sselect_hyperslab(space, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0) {
-            ewb_h5_fail("h5_read: '%s': cannot select rows of dataset '%s'", file, name);
+            ewb_h5_fail("%s: '%s': cannot select rows of dataset '%s'", op, file, name);
             goto done;
         }
         mspace = H5Screate_simple(ndim, cnt, NULL);
-        if (mspace < 0) { ewb_h5_fail("h5_read: '%s': cannot describe rows of '%s'", file, name); goto done; }
+        if (mspace < 0) { ewb_h5_fail("%s: '%s': cannot describe rows of '%s'", op, file, name); goto done; }
     }
     t = ewb_empty(dtype, ndim, shape);
     if (!t) goto done;
     /* a bool enum may use other names or a signed base: read its raw bytes */
     mtype = dtype == EWB_DTYPE_BOOL ? H5Tget_native_type(ftype, H5T_DIR_ASCEND) : mem_type_of(dtype);
-    if (mtype < 0) { ewb_h5_fail("h5_read: '%s': cannot map the type of dataset '%s'", file, name); goto done; }
+    if (mtype < 0) { ewb_h5_fail("%s: '%s': cannot map the type of dataset '%s'", op, file, name); goto done; }
     if (ewb_tensor_numel(t) > 0 &&
         H5Dread(d, mtype, mspace >= 0 ? mspace : H5S_ALL, mspace >= 0 ? space : H5S_ALL, H5P_DEFAULT,
                 ewb_tensor_data(t)) < 0) {
-        ewb_h5_fail("h5_read: '%s': cannot read dataset '%s' as %s", file, name, ewb_s(t));
+        ewb_h5_fail("%s: '%s': cannot read dataset '%s' as %s", op, file, name, ewb_s(t));
         goto done;
     }
     if (dtype == EWB_DTYPE_BOOL) { /* normalise to 0/1 */
@@ -334,7 +338,23 @@ done:
     if (mspace >= 0) H5Sclose(mspace);
     if (space >= 0) H5Sclose(space);
     if (d >= 0) H5Dclose(d);
-    if (f >= 0) H5Fclose(f);
+    H5Eclear2(H5E_DEFAULT);
+    return rc;
+}
+
+int ewb_h5_read_dataset(hid_t f, const char *op, const char *file, const char *name, ewb_tensor **out) {
+    return read_rows_of(f, op, file, name, 0, -1, out);
+}
+
+static int read_locked(const char *file, const char *name, int64_t start, int64_t count, ewb_tensor **out) {
+    if (!file) return ewb_error("h5_read: file name is NULL");
+    if (!out) return ewb_error("h5_read: '%s': out pointer is NULL", file);
+    *out = NULL;
+    if (!(name = clean_name("h5_read", file, name))) return -1;
+    hid_t f = ewb_h5_open_existing("h5_read", file, H5F_ACC_RDONLY);
+    if (f < 0) return -1;
+    int rc = read_rows_of(f, "h5_read", file, name, start, count, out);
+    H5Fclose(f);
     H5Eclear2(H5E_DEFAULT);
     return rc;
 }

@@ -459,7 +459,8 @@ static double slope_at(const double *sq, int64_t t, int64_t w) {
      3. moving-window integration over 150 ms (centred);
      4. local maxima of the integrated signal are QRS candidates; adaptive
         thresholds SPKI/NPKI (THR1 = NPKI + 0.25 (SPKI - NPKI), THR2 = THR1/2),
-        learnt on the first 2 s; a 200 ms refractory period; a candidate
+        learnt on the first 2 s; a 200 ms refractory period (of candidates
+        closer than that, only the largest can be a QRS); a candidate
         within 360 ms of the last QRS whose maximal slope is under half the
         last QRS's slope is a T wave; when no QRS comes within 1.66 mean RR
         (of the last 8), search back for the largest candidate above THR2;
@@ -551,7 +552,12 @@ int ewb_rpeaks(ewb_tensor *x, double fs, ewb_tensor **out) {
         if (ci >= nc) break;
         ci++;
         if (last >= 0 && p - last < refr) continue;
-        if (mwi[p] > thr1) {
+        /* of two candidates closer than the refractory period the larger is
+           the QRS: a P wave just before a (not yet seen) R must not claim
+           the beat and push the R into the refractory period */
+        int bigger_follows = 0;
+        for (int64_t j = ci; j < nc && cand[j] - p < refr && !bigger_follows; j++) bigger_follows = mwi[cand[j]] > mwi[p];
+        if (mwi[p] > thr1 && !bigger_follows) {
             double slope = slope_at(sq, p, sw);
             if (last >= 0 && p - last < twin && slope < 0.5 * last_slope) {
                 npki = 0.125 * mwi[p] + 0.875 * npki; /* a T wave */

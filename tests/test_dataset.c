@@ -2,7 +2,7 @@
  * (exact, f32 and int16 + gain), slices, the chunking and filters actually
  * stored (queried from the dataset creation property list), UTF-8 strings,
  * files in the layout made by plain HDF5 calls (integer ids, no reports),
- * concurrent readers, and clear errors for wrong shapes and dtypes, missing
+ * named label sets, concurrent readers, and clear errors for wrong shapes and dtypes, missing
  * datasets and files, truncated and corrupt files. */
 #include "check.h"
 #include <hdf5.h>
@@ -278,6 +278,76 @@ static void foreign_layout(void) {
     ewb_tensor_free(x);
 }
 
+/* named label sets: create, append (tensor, absent = zeros, strided), reopen, read, errors */
+static void label_sets(void) {
+    const char *sup[] = {"CD", "MI", "NORM"}, *rhy[] = {"SR"};
+    ewb_dataset_label_set sets[2] = {{.name = "superclass", .nlabels = 3, .label_names = sup},
+                                     {.name = "rhythm", .nlabels = 1, .label_names = rhy}};
+    ewb_dataset_spec sp = {.fs = 100, .leads = 1, .samples = 2, .nsets = 2, .sets = sets, .compression = -1};
+    ewb_dataset *ds = NULL;
+    OK(ewb_dataset_create(&ds, path2, &sp));
+    ewb_tensor *x = signals(2, 1, 2, 3), *sl = NULL, *slt = NULL;
+    int64_t s23[2] = {3, 2};
+    ewb_tensor_new(&sl, EWB_DTYPE_F32, 2, s23); /* (3, 2), transposed below: a strided (2, 3) */
+    float v[6] = {1, 0, 0, 0, 2, 1}; /* transposed: record 0 = {1, 0, 2}, record 1 = {0, 0, 1} */
+    memcpy(ewb_tensor_data(sl), v, sizeof v);
+    OK(ewb_transpose(sl, 0, 1, &slt));
+    const char *names[] = {"superclass"};
+    const ewb_tensor *tl[] = {slt};
+    ewb_dataset_batch b = {.signals = x, .nsets = 1, .set_names = names, .set_labels = tl};
+    OK(ewb_dataset_append(ds, &b));
+    const char *bad_names[] = {"form"};
+    ewb_dataset_batch bad = {.signals = x, .nsets = 1, .set_names = bad_names, .set_labels = tl};
+    FAILS(ewb_dataset_append(ds, &bad), "has no label set 'form'");
+    const char *rn[] = {"rhythm"};
+    ewb_dataset_batch bad2 = {.signals = x, .nsets = 1, .set_names = rn, .set_labels = tl};
+    FAILS(ewb_dataset_append(ds, &bad2), "labels_rhythm must be (2, 1), got");
+    ewb_dataset_batch bad3 = {.signals = x, .nsets = 1};
+    FAILS(ewb_dataset_append(ds, &bad3), "set_names or set_labels is NULL");
+    OK(ewb_dataset_close(ds));
+
+    OK(ewb_dataset_open(&ds, path2, 0));
+    ewb_dataset_info info;
+    OK(ewb_dataset_info_get(ds, &info));
+    CHECK(info.n == 2 && info.nsets == 2 && info.nlabels == 0, "reopened: %lld records, %lld sets", (long long)info.n,
+          (long long)info.nsets);
+    CHECK(!strcmp(ewb_dataset_set_name(ds, 0), "superclass") && !strcmp(ewb_dataset_set_name(ds, 1), "rhythm") &&
+              ewb_dataset_set_name(ds, 2) == NULL, "set names in creation order");
+    CHECK(ewb_dataset_set_nlabels(ds, 0) == 3 && ewb_dataset_set_nlabels(ds, 1) == 1 && ewb_dataset_set_nlabels(ds, 5) == -1,
+          "set sizes");
+    CHECK(!strcmp(ewb_dataset_set_label_name(ds, 0, 2), "NORM") && !strcmp(ewb_dataset_set_label_name(ds, 1, 0), "SR") &&
+              ewb_dataset_set_label_name(ds, 1, 1) == NULL, "set label names");
+    ewb_tensor *r = NULL;
+    OK(ewb_dataset_read_set_labels(ds, "superclass", 0, 2, &r));
+    const uint8_t *p = r ? ewb_tensor_data(r) : NULL;
+    CHECK(r && r->dtype == EWB_DTYPE_BOOL && r->shape[0] == 2 && r->shape[1] == 3 && p[0] == 1 && p[1] == 0 && p[2] == 1 &&
+              p[3] == 0 && p[4] == 0 && p[5] == 1, "superclass labels from a strided tensor, nonzero = 1");
+    ewb_tensor_free(r);
+    OK(ewb_dataset_read_set_labels(ds, "rhythm", 1, 1, &r));
+    CHECK(r && r->shape[0] == 1 && r->shape[1] == 1 && ((uint8_t *)ewb_tensor_data(r))[0] == 0, "a set not given is zeros");
+    ewb_tensor_free(r);
+    OK(ewb_dataset_read_set_labels(ds, NULL, 0, 2, &r));
+    CHECK(r && r->shape[0] == 2 && r->shape[1] == 0, "NULL set = the main labels (none here)");
+    ewb_tensor_free(r);
+    FAILS(ewb_dataset_read_set_labels(ds, "form", 0, 1, &r), "has no label set 'form' (it has: superclass, rhythm)");
+    FAILS(ewb_dataset_read_set_labels(ds, "rhythm", 1, 2, &r), "out of range");
+    OK(ewb_dataset_close(ds));
+
+    /* the root attribute naming a set whose dataset is missing */
+    hid_t f = H5Fopen(path2, H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Ldelete(f, "labels_rhythm", H5P_DEFAULT);
+    H5Fclose(f);
+    FAILS(ewb_dataset_open(&ds, path2, 0), "attribute 'label_sets' lists 'rhythm' but there is no dataset 'labels_rhythm'");
+
+    ewb_dataset_label_set badset[1] = {{.name = "x-y", .nlabels = 1, .label_names = rhy}};
+    FAILS(ewb_dataset_create(&ds, path2, &(ewb_dataset_spec){.fs = 1, .leads = 1, .samples = 2, .nsets = 1, .sets = badset}),
+          "name 'x-y' must be 1..200 letters");
+    FAILS(ewb_dataset_create(&ds, path2, &(ewb_dataset_spec){.fs = 1, .leads = 1, .samples = 2, .nsets = 1}), "sets is NULL");
+    ewb_tensor_free(x);
+    ewb_tensor_free(sl);
+    ewb_tensor_free(slt);
+}
+
 static void errors(void) {
     ewb_dataset *ds = NULL;
     ewb_dataset_spec sp = {.fs = 500, .leads = 3, .samples = 4, .nlabels = 1, .label_names = labels3, .compression = 9};
@@ -432,6 +502,7 @@ int main(void) {
     roundtrip();
     int16_gain();
     foreign_layout();
+    label_sets();
     errors();
     threads();
     unlink(path);

@@ -1,7 +1,7 @@
 -- tests/test_dataset.lua: lua/ecgwb/dataset.lua. Create / append (batches and
 -- single records, labels by name or as a tensor) / reopen / read round trips,
--- negative indices, the batch iterator, record(), strings with non-ASCII
--- UTF-8, read_csv, and error messages.
+-- negative indices, the batch iterator, record(), named label sets, strings
+-- with non-ASCII UTF-8, read_csv, and error messages.
 local wb = require "ecgwb"
 local T = dofile("tests/check.lua")
 local file = os.tmpname() .. ".h5"
@@ -82,6 +82,41 @@ ds = wb.dataset.open(file)
 T.ok(ds.int16 and ds.gain == 200, "int16 dataset")
 T.close(ds:read(1), wb.tensor({ { 0.005, -1, 2.5, 163.835 } }), 1e-6, "int16 values back")
 ds:close()
+
+-- named label sets: created, appended (names or tensors, absent = zeros), reopened, read, in record() and batches
+ds = wb.dataset.create(file, { fs = 100, leads = 2, samples = 3, labels = { "A", "B" },
+  label_sets = { { name = "super", labels = { "MI", "NORM", "STTC" } }, { name = "rhythm_1", labels = { "SR", "AFIB" } } } })
+T.ok(table.concat(ds.label_sets, ",") == "super,rhythm_1" and ds.set_label_names.super[3] == "STTC", "sets after create")
+ds:append { signals = wb.zeros(3, 2, 3), labels = { { "A" }, {}, { "B" } },
+  label_sets = { super = { { "MI", "STTC" }, { "NORM" }, {} }, rhythm_1 = wb.tensor({ { 1, 0 }, { 0, 0 }, { 1, 1 } }, "i32") } }
+ds:append { signals = wb.zeros(2, 3), label_sets = { super = { "NORM" } } } -- one record; rhythm_1 absent -> zeros
+T.fails(function() ds:append { signals = wb.zeros(2, 3), label_sets = { form = { {} } } } end, "has no label set 'form'")
+T.fails(function() ds:append { signals = wb.zeros(1, 2, 3), label_sets = { super = { { "AF" } } } } end,
+  "has no label 'AF' in set 'super' (record 1)")
+T.fails(function() ds:append { signals = wb.zeros(1, 2, 3), label_sets = { super = wb.zeros(1, 2) } } end,
+  "labels_super must be (1, 3), got f32[1,2]")
+T.ok(ds.n == 4, "failed appends add nothing to any set")
+ds:close()
+ds = wb.dataset.open(file)
+T.ok(table.concat(ds.label_sets, ",") == "super,rhythm_1" and table.concat(ds.set_label_names.rhythm_1, ",") == "SR,AFIB",
+  "sets after reopen: " .. tostring(ds))
+T.ok(table.concat(ds:labels(1, 4, "super"):totable(), "") == "101" .. "010" .. "000" .. "010", "set super")
+T.ok(table.concat(ds:labels(1, 4, "rhythm_1"):totable(), "") == "10" .. "00" .. "11" .. "00", "set rhythm_1")
+T.ok(table.concat(ds:labels(1, 4):totable(), "") == "10000100", "main labels unchanged")
+T.ok(ds:labels(2, 3, "super"):size(1) == 2 and ds:labels(3, 3, "rhythm_1"):type() == "bool", "set slice, bool")
+local r1 = ds:record(1)
+T.ok(table.concat(r1.label_sets.super, ",") == "MI,STTC" and table.concat(r1.label_sets.rhythm_1, ",") == "SR", "record(1) sets")
+local bsets = 0
+for b in ds:batches(3, { label_sets = true }) do bsets = bsets + b.label_sets.super:size(1) end
+T.ok(bsets == 4, "batches carry the label sets")
+T.fails(function() ds:labels(1, 1, "form") end, "has no label set 'form' (it has: super, rhythm_1)")
+ds:close()
+T.fails(function() wb.dataset.create(file, { fs = 1, samples = 2, label_sets = { { name = "a b", labels = { "x" } } } }) end,
+  "name 'a b' must be 1..200 letters, digits or '_'")
+T.fails(function() wb.dataset.create(file, { fs = 1, samples = 2, label_sets = { { name = "a", labels = {} } } }) end,
+  "label set 'a' needs nlabels >= 1")
+T.fails(function() wb.dataset.create(file, { fs = 1, samples = 2,
+  label_sets = { { name = "a", labels = { "x" } }, { name = "a", labels = { "y" } } } }) end, "label set 'a' is given twice")
 
 -- CSV: quotes, "" escapes, commas and newlines inside quotes, CRLF, empty fields
 local csv = os.tmpname()

@@ -17,11 +17,13 @@ trap 'rm -rf "$dir"' EXIT
 # 1. ecgwb writes (values are exact in f32: k/8), h5py checks
 "$ECGWB" -e "
 local wb = require 'ecgwb'
-local ds = wb.dataset.create('$dir/a.h5', { fs = 500, samples = 6, labels = { 'AF', 'RBBB', 'Überleitungsstörung' } })
+local ds = wb.dataset.create('$dir/a.h5', { fs = 500, samples = 6, labels = { 'AF', 'RBBB', 'Überleitungsstörung' },
+  label_sets = { { name = 'superclass', labels = { 'CD', 'NORM' } } } })
 local x = wb.arange(0, 3 * 12 * 6):view(3, 12, 6):mul(0.125)
 ds:append { signals = x:narrow(1, 1, 2), labels = { { 'AF' }, { 'RBBB', 'Überleitungsstörung' } },
   ids = { 'ecg-1', 'ЭКГ-2' }, reports = { 'sinus rhythm', 'bloc de branche droit, 日本語' },
-  patient_id = { 11, 12 }, age = { 61, 0 / 0 }, sex = { 1, 0 }, split = { 3, 7 } }
+  patient_id = { 11, 12 }, age = { 61, 0 / 0 }, sex = { 1, 0 }, split = { 3, 7 },
+  label_sets = { superclass = { { 'NORM' }, { 'CD' } } } }
 ds:append { signals = x[3] }
 ds:close()
 "
@@ -45,7 +47,10 @@ age = f["age"][()]
 assert age.dtype == np.float32 and age[0] == 61 and np.isnan(age[1]) and np.isnan(age[2])
 assert f["sex"].dtype == np.int8 and list(f["sex"][()]) == [1, 0, -1]
 assert f["split"].dtype == np.int32 and list(f["split"][()]) == [3, 7, 0]
-for name in ["id", "reports", "label_names"]:
+assert list(f.attrs["label_sets"]) == ["superclass"], f.attrs["label_sets"]
+assert list(f["label_names_superclass"].asstr()[()]) == ["CD", "NORM"]
+assert f["labels_superclass"].dtype == np.uint8 and np.array_equal(f["labels_superclass"][()], [[0, 1], [1, 0], [0, 0]])
+for name in ["id", "reports", "label_names", "label_names_superclass"]:
     t = f[name].id.get_type()
     assert t.is_variable_str() and t.get_cset() == h5py.h5t.CSET_UTF8, name
 print("h5py reads ecgwb's dataset: ok")

@@ -13,10 +13,15 @@
   local x = ds:read(1)                          -- (12, 5000): record 1 (1-based; -1 is the last)
   local xs = ds:read(11, 20)                    -- (10, 12, 5000): records 11..20
   ds:labels(11, 20)                             -- (10, L) bool
+  ds:labels(11, 20, "superclass")               -- a named label set (ds.label_sets, ds.set_label_names[set])
   ds:field("age", 11, 20)                       -- f32 (10); "patient_id" i64, "sex" / "split" i32
   ds:ids(11, 20), ds:reports(11, 20)            -- Lua lists of strings
   ds:record(3)                                  -- { signal, id, report, patient_id, age, sex, split, labels = {names} }
   for b in ds:batches(64) do ... b.signals, b.labels, b.first, b.last ... end
+
+Named label sets besides `labels` (stored as labels_<set> and label_names_<set>):
+  wb.dataset.create(file, { ..., label_sets = { { name = "superclass", labels = { "CD", "MI", "NORM" } }, ... } })
+  ds:append { ..., label_sets = { superclass = { { "MI" }, {} } } }   -- per set: names per record, or an (n, L) tensor
 
 Strings are UTF-8; sex is 0 female, 1 male, -1 unknown; an unknown age is NaN.
 wb.dataset.read_csv(file) reads a CSV file (quoted fields, "" escapes,
@@ -64,6 +69,16 @@ local function refresh(ds)
     ds.label_names[i + 1] = name
     ds.label_index[name] = i + 1
   end
+  ds.label_sets, ds.set_label_names, ds.set_label_index = {}, {}, {}
+  for k = 0, tonumber(info.nsets) - 1 do
+    local set = ffi.string(C.ewb_dataset_set_name(ds.handle, k))
+    local names, index = {}, {}
+    for i = 0, tonumber(C.ewb_dataset_set_nlabels(ds.handle, k)) - 1 do
+      names[i + 1] = ffi.string(C.ewb_dataset_set_label_name(ds.handle, k, i))
+      index[names[i + 1]] = i + 1
+    end
+    ds.label_sets[k + 1], ds.set_label_names[set], ds.set_label_index[set] = set, names, index
+  end
   return ds
 end
 
@@ -72,7 +87,7 @@ local function new_handle(h)
 end
 
 local known_create = { fs = true, leads = true, samples = true, labels = true, units = true, dtype = true, gain = true,
-  compression = true }
+  compression = true, label_sets = true }
 
 function M.create(file, o)
   if type(file) ~= "string" then error("dataset.create: file must be a string, got " .. type(file), 2) end
@@ -96,6 +111,21 @@ function M.create(file, o)
   spec.nlabels = #labels
   anchors.labels = cstrings(labels, #labels, "label name", "dataset.create")
   spec.label_names = anchors.labels
+  local sets = o.label_sets or {}
+  if type(sets) ~= "table" then error("dataset.create: label_sets must be a list of {name = ..., labels = {...}}", 2) end
+  if #sets > 0 then
+    anchors.sets = ffi.new("ewb_dataset_label_set[?]", #sets)
+    for k, st in ipairs(sets) do
+      if type(st) ~= "table" or type(st.name) ~= "string" or type(st.labels) ~= "table" then
+        error("dataset.create: label_sets[" .. k .. "] must be {name = \"...\", labels = {...}}", 2)
+      end
+      anchors[#anchors + 1] = cstrings(st.labels, #st.labels, "label name", "dataset.create")
+      anchors.sets[k - 1].name = st.name
+      anchors.sets[k - 1].nlabels = #st.labels
+      anchors.sets[k - 1].label_names = anchors[#anchors]
+    end
+    spec.nsets, spec.sets = #sets, anchors.sets
+  end
   if o.units then spec.units = o.units end
   local dtype = o.dtype or "f32"
   if dtype ~= "f32" and dtype ~= "int16" then error("dataset.create: dtype must be 'f32' or 'int16', got " .. tostring(dtype), 2) end
@@ -139,22 +169,26 @@ local function numeric(v, n, what, dtype)
   error("dataset.append: " .. what .. " must be a tensor or a list of numbers, got " .. type(v), 3)
 end
 
--- labels: an (n, L) tensor, or a list (one per record) of lists of label names
-function Dataset:_labels(v, n, single)
+-- labels: an (n, L) tensor, or a list (one per record) of lists of label names;
+-- set: the name of a label set, nil for `labels`
+function Dataset:_labels(v, n, single, set)
   if v == nil or wb.is_tensor(v) then return v end
-  if type(v) ~= "table" then error("dataset.append: labels must be a tensor or lists of label names, got " .. type(v), 3) end
+  local what = set and "label set '" .. set .. "'" or "labels"
+  if type(v) ~= "table" then error("dataset.append: " .. what .. " must be a tensor or lists of label names, got " .. type(v), 3) end
   if single then v = { v } end
-  if #v ~= n then error("dataset.append: labels has " .. #v .. " entries for " .. n .. " records", 3) end
-  local L = self.nlabels
+  if #v ~= n then error("dataset.append: " .. what .. " has " .. #v .. " entries for " .. n .. " records", 3) end
+  local index = set and self.set_label_index[set] or self.label_index
+  local L = set and #self.set_label_names[set] or self.nlabels
   local p = ffi.new("uint8_t[?]", math.max(n * L, 1))
   for i = 1, n do
     local names = v[i]
     if type(names) == "string" then names = { names } end
     if type(names) ~= "table" then error("dataset.append: labels of record " .. i .. " must be a list of names", 3) end
     for _, name in ipairs(names) do
-      local j = self.label_index[name]
+      local j = index[name]
       if not j then
-        error("dataset.append: '" .. self.file .. "' has no label '" .. tostring(name) .. "' (record " .. i .. ")", 3)
+        error("dataset.append: '" .. self.file .. "' has no label '" .. tostring(name) .. "'" ..
+          (set and " in set '" .. set .. "'" or "") .. " (record " .. i .. ")", 3)
       end
       p[(i - 1) * L + j - 1] = 1
     end
@@ -193,6 +227,22 @@ function Dataset:append(b)
   for _, k in ipairs { "labels", "patient_id", "age", "sex", "split" } do
     if keep[k] then batch[k] = keep[k].ptr end
   end
+  if b.label_sets ~= nil then
+    if type(b.label_sets) ~= "table" then error("dataset.append: label_sets must be a table {set = labels, ...}", 2) end
+    local names, tensors = {}, {}
+    for set, v in pairs(b.label_sets) do
+      if not self.set_label_index[set] then
+        error("dataset.append: '" .. self.file .. "' has no label set '" .. tostring(set) .. "'", 2)
+      end
+      names[#names + 1] = set
+      tensors[#tensors + 1] = self:_labels(v, n, single, set)
+    end
+    keep.set_names, keep.set_tensors = names, tensors
+    keep.set_names_c = cstrings(names, #names, "label set", "dataset.append")
+    keep.set_labels_c = ffi.new("const ewb_tensor*[?]", math.max(#names, 1))
+    for k, t in ipairs(tensors) do keep.set_labels_c[k - 1] = t.ptr end
+    batch.nsets, batch.set_names, batch.set_labels = #names, keep.set_names_c, keep.set_labels_c
+  end
   if ids then keep.ids = cstrings(ids, n, "id", "dataset.append"); batch.ids = keep.ids end
   if reports then keep.reports = cstrings(reports, n, "report", "dataset.append"); batch.reports = keep.reports end
   local rc = C.ewb_dataset_append(self.handle, batch)
@@ -223,10 +273,12 @@ function Dataset:read(i, j)
   return t
 end
 
-function Dataset:labels(i, j)
+-- (n, L) bool; set: a label set's name (nil: `labels`)
+function Dataset:labels(i, j, set)
   live(self, "labels")
   local start, count = range(self, i, j, "labels")
-  I.check(C.ewb_dataset_read_labels(self.handle, start, count, I.out1), 1)
+  if set ~= nil and type(set) ~= "string" then error("dataset.labels: set must be a string, got " .. type(set), 2) end
+  I.check(C.ewb_dataset_read_set_labels(self.handle, set, start, count, I.out1), 1)
   return I.wrap(I.out1[0])
 end
 
@@ -270,19 +322,25 @@ function Dataset:record(i)
   for _, f in ipairs { "patient_id", "age", "sex", "split" } do
     r[f] = try(function() return self:field(f, i):get(1) end)
   end
-  r.labels = {}
-  if self.nlabels > 0 then
-    local l = self:labels(i):totable()
-    for k = 1, self.nlabels do
-      if l[k] ~= 0 then r.labels[#r.labels + 1] = self.label_names[k] end
+  local function names_of(l, names)
+    local out = {}
+    for k = 1, #names do
+      if l[k] ~= 0 then out[#out + 1] = names[k] end
     end
+    return out
+  end
+  r.labels = self.nlabels > 0 and names_of(self:labels(i):totable(), self.label_names) or {}
+  r.label_sets = {}
+  for _, set in ipairs(self.label_sets) do
+    r.label_sets[set] = names_of(self:labels(i, i, set):totable(), self.set_label_names[set])
   end
   return r
 end
 
 -- sequential batches: for b in ds:batches(64, {strings = true, drop_last = false}) do
 -- b.signals (n, leads, samples), b.labels (n, L), b.first, b.last (1-based);
--- with strings = true also b.ids and b.reports
+-- with strings = true also b.ids and b.reports; with label_sets = true also
+-- b.label_sets[set] (n, L) for every label set
 function Dataset:batches(size, o)
   live(self, "batches")
   o = o or {}
@@ -295,6 +353,10 @@ function Dataset:batches(size, o)
     if o.drop_last and last - first + 1 < size then return nil end
     local b = { first = first, last = last, signals = self:read(first, last), labels = self:labels(first, last) }
     if o.strings then b.ids, b.reports = self:ids(first, last), self:reports(first, last) end
+    if o.label_sets then
+      b.label_sets = {}
+      for _, set in ipairs(self.label_sets) do b.label_sets[set] = self:labels(first, last, set) end
+    end
     first = last + 1
     return b
   end
@@ -302,8 +364,9 @@ end
 
 function Dataset:__tostring()
   if self.handle == nil then return "dataset (closed)" end
-  return string.format("dataset '%s': %d records, %d leads x %d samples at %g Hz, %d labels", self.file, self.n,
-    #self.leads, self.samples, self.fs, self.nlabels)
+  local sets = #self.label_sets > 0 and ", label sets " .. table.concat(self.label_sets, " ") or ""
+  return string.format("dataset '%s': %d records, %d leads x %d samples at %g Hz, %d labels%s", self.file, self.n,
+    #self.leads, self.samples, self.fs, self.nlabels, sets)
 end
 
 ------------------------------------------------------------------ CSV

@@ -2,6 +2,23 @@
 
   local ecg, rpeaks = wb.sim.ecg { fs = 500, seconds = 10, hr = 72, hr_std = 2, seed = 1, index = 0 }
   -- ecg: f32 (12, fs*seconds) in mV, leads wb.sim.leads; rpeaks: i64 0-based sample positions
+
+  local r = wb.sim.record { hr = 80, rhythm = "afib", st = "anterior", st_mv = 0.2, noise = { emg = 20 } }
+  -- r.ecg, r.clean (12, n); r.rpeaks (beats); r.waves (beats, 9); r.truth (table); r.labels {"AFIB", ...}; r.report (text)
+
+  local b = wb.sim.batch(opts_list)   -- or wb.sim.batch(opts, count): indices opts.index .. +count-1
+  -- b.ecg (B, 12, n), b.clean, b.rpeaks (B, max beats) padded with -1, b.truth[i], b.labels[i], b.report[i]
+
+Options (all optional): fs, seconds, hr, hr_std, lf_hf, seed, index;
+  rhythm = "sinus" | "afib" | "aflt"; flutter_block = 2|3|4 (nil: variable); af_rr_cv;
+  pr_ms (> 200: first-degree AV block); bbb = "left" | "right"; pvc_prob;
+  st = "anterior" | "inferior" | "lateral" or a list of them, st_mv; std_mv;
+  t_inversion = true; lvh_mv (Sokolow-Lyon, >= 3.5); qt_extra_ms; axis (deg); low_voltage_mv;
+  noise = { bw = dB, pl = dB, emg = dB, em = dB, pl_hz = 50|60 }; age; sex = "male" | "female".
+
+Reports: wb.sim.report(truth, seed) writes one clinical text from the ground
+truth, choosing among several phrasings per finding (the `phrases` table) with
+a generator seeded by the record, so the same record always gets the same text.
 ]]
 local wb = require "ecgwb"
 local ffi, C = wb.ffi, wb.C
@@ -11,25 +28,213 @@ local M = {}
 
 M.leads = {}
 for i = 0, 11 do M.leads[i + 1] = ffi.string(C.ewb_lead_name(i)) end
+M.label_names = {}
+for k = 0, C.EWB_SIM_NUM_LABELS - 1 do M.label_names[k + 1] = ffi.string(C.ewb_sim_label_name(k)) end
 
-local known = { fs = true, seconds = true, hr = true, hr_std = true, lf_hf = true, seed = true, index = true }
+local known = {
+  fs = true, seconds = true, hr = true, hr_std = true, lf_hf = true, seed = true, index = true,
+  rhythm = true, flutter_block = true, af_rr_cv = true, pr_ms = true, bbb = true, pvc_prob = true,
+  st = true, st_mv = true, std_mv = true, t_inversion = true, lvh_mv = true, qt_extra_ms = true,
+  axis = true, low_voltage_mv = true, noise = true, age = true, sex = true,
+}
+local rhythms = { sinus = 0, afib = 1, aflt = 2 }
+local bbbs = { left = 1, right = 2 }
+local territories = { anterior = 1, inferior = 2, lateral = 4 }
+local noise_bits = { bw = 1, pl = 2, emg = 4, em = 8 }
 
-function M.ecg(o)
+local function enum(map, v, what, op)
+  if v == nil then return 0 end
+  local x = map[v]
+  if x == nil then error(op .. ": unknown " .. what .. " '" .. tostring(v) .. "'", 3) end
+  return x
+end
+
+-- fill an ewb_sim_config from an options table
+local function config(o, cfg, op)
   o = o or {}
   for k in pairs(o) do
-    if not known[k] then error("sim.ecg: unknown option '" .. tostring(k) .. "'", 2) end
+    if not known[k] then error(op .. ": unknown option '" .. tostring(k) .. "'", 3) end
   end
-  local cfg = ffi.new("ewb_sim_config", {
-    fs = o.fs or 500, seconds = o.seconds or 10, hr_mean = o.hr or 70, hr_std = o.hr_std or 2,
-    lf_hf = o.lf_hf or 0.5, seed = o.seed or 0, index = o.index or 0 })
+  cfg = cfg or ffi.new("ewb_sim_config")
+  cfg.fs, cfg.seconds, cfg.hr_mean = o.fs or 500, o.seconds or 10, o.hr or 70
+  cfg.hr_std, cfg.lf_hf, cfg.seed, cfg.index = o.hr_std or 2, o.lf_hf or 0.5, o.seed or 0, o.index or 0
+  cfg.rhythm = enum(rhythms, o.rhythm, "rhythm", op)
+  cfg.flutter_block, cfg.af_rr_cv, cfg.pr_ms = o.flutter_block or 0, o.af_rr_cv or 0, o.pr_ms or 0
+  cfg.bbb = enum(bbbs, o.bbb, "bbb", op)
+  cfg.pvc_prob = o.pvc_prob or 0
+  local st = o.st
+  if type(st) == "string" then st = { st } end
+  local mask = 0
+  for _, t in ipairs(st or {}) do mask = bit.bor(mask, enum(territories, t, "ST territory", op)) end
+  cfg.st_territory = mask
+  cfg.st_mv = mask ~= 0 and (o.st_mv or 0.2) or (o.st_mv or 0)
+  cfg.std_mv, cfg.t_inversion = o.std_mv or 0, o.t_inversion and 1 or 0
+  cfg.lvh_mv, cfg.qt_extra_ms = o.lvh_mv or 0, o.qt_extra_ms or 0
+  cfg.set_axis, cfg.axis_deg = o.axis and 1 or 0, o.axis or 0
+  cfg.low_voltage_mv = o.low_voltage_mv or 0
+  local nz, bits = o.noise or {}, 0
+  for k, v in pairs(nz) do
+    if noise_bits[k] then bits = bit.bor(bits, noise_bits[k])
+    elseif k ~= "pl_hz" then error(op .. ": unknown noise '" .. tostring(k) .. "'", 3) end
+  end
+  cfg.noise, cfg.snr_bw, cfg.snr_pl, cfg.snr_emg, cfg.snr_em = bits, nz.bw or 0, nz.pl or 0, nz.emg or 0, nz.em or 0
+  cfg.pl_hz = nz.pl_hz or 0
+  cfg.age = o.age or 0
+  cfg.sex = enum({ male = 1, female = 2 }, o.sex, "sex", op)
+  return cfg
+end
+
+M.config = config -- (o, cfg, op): also fills the sim part of wb.loop.sim_batch work
+
+local function nan_to_nil(x) if x ~= x then return nil end return x end
+
+-- the C truth struct as a Lua table
+local function truth_table(t, o)
+  local labels = {}
+  for k = 0, C.EWB_SIM_NUM_LABELS - 1 do
+    if bit.band(t.labels, bit.lshift(1, k)) ~= 0 then labels[#labels + 1] = M.label_names[k + 1] end
+  end
+  local st = {}
+  for i = 0, 11 do st[M.leads[i + 1]] = t.st_mv[i] end
+  return {
+    hr = t.hr, pr_ms = nan_to_nil(t.pr_ms), qrs_ms = t.qrs_ms, qt_ms = t.qt_ms, qtc_ms = t.qtc_ms,
+    axis_deg = t.axis_deg, atrial_rate = nan_to_nil(t.atrial_rate), qrs_limb_mv = t.qrs_limb_mv,
+    sokolow_mv = t.sokolow_mv, st_mv = st, age = t.age, sex = t.sex == 1 and "male" or "female",
+    n_beats = t.n_beats, n_pvc = t.n_pvc, flutter_block = t.flutter_block, labels = labels,
+    st_territories = o and o.st, -- for the report's wording only
+  }, labels
+end
+
+function M.ecg(o)
+  local cfg = config(o, nil, "sim.ecg")
   I.check(C.ewb_sim_ecg(cfg, I.out1, I.out2), 1)
   return I.wrap(I.out1[0]), I.wrap(I.out2[0])
+end
+
+local outs = ffi.new("ewb_tensor*[4]")
+function M.record(o)
+  local cfg = config(o, nil, "sim.record")
+  local t = ffi.new("ewb_sim_truth")
+  I.check(C.ewb_sim_record(cfg, outs, outs + 1, outs + 2, outs + 3, t), 1)
+  local r = { ecg = I.wrap(outs[0]), clean = I.wrap(outs[1]), rpeaks = I.wrap(outs[2]), waves = I.wrap(outs[3]) }
+  r.truth, r.labels = truth_table(t)
+  r.report = M.report(r.truth, tonumber(cfg.seed) * 1000003 + tonumber(cfg.index))
+  return r
+end
+
+function M.batch(list, count)
+  if count then
+    local base = list
+    list = {}
+    for i = 1, count do
+      local o = {}
+      for k, v in pairs(base) do o[k] = v end
+      o.index = (base.index or 0) + i - 1
+      list[i] = o
+    end
+  end
+  local n = #list
+  if n == 0 then error("sim.batch: no records", 2) end
+  local cfgs = ffi.new("ewb_sim_config[?]", n)
+  for i = 1, n do config(list[i], cfgs[i - 1], "sim.batch") end
+  local tr = ffi.new("ewb_sim_truth[?]", n)
+  I.check(C.ewb_sim_batch(cfgs, n, outs, outs + 1, outs + 2, tr), 1)
+  local b = { ecg = I.wrap(outs[0]), clean = I.wrap(outs[1]), rpeaks = I.wrap(outs[2]), truth = {}, labels = {}, report = {} }
+  for i = 1, n do
+    b.truth[i], b.labels[i] = truth_table(tr[i - 1])
+    b.report[i] = M.report(b.truth[i], tonumber(cfgs[i - 1].seed) * 1000003 + tonumber(cfgs[i - 1].index))
+  end
+  return b
 end
 
 -- ECGSYN's RR tachogram: n RR intervals (s) at 1 Hz
 function M.rr(n, o)
   o = o or {}
   return I.new1(C.ewb_sim_rr, n, o.hr or 70, o.hr_std or 2, o.lf_hf or 0.5, o.seed or 0)
+end
+
+--[[ Reports. One table holds every phrasing: per finding, at least three
+paraphrases; {hr}, {pr} ... are filled from the truth. Each finding's
+sentence is chosen at random, and so is the order of the interval sentence
+and the closing. ]]
+M.phrases = {
+  SR = { "Sinus rhythm at {hr} bpm.", "Normal sinus rhythm, rate {hr}/min.", "The rhythm is sinus with a ventricular rate of {hr} bpm.", "Sinus rhythm, heart rate {hr} beats per minute." },
+  SBRAD = { "Sinus bradycardia at {hr} bpm.", "Sinus rhythm with bradycardia, rate {hr}/min.", "Slow sinus rhythm (sinus bradycardia), {hr} beats per minute.", "Marked sinus bradycardia, ventricular rate {hr} bpm." },
+  STACH = { "Sinus tachycardia at {hr} bpm.", "Sinus rhythm with tachycardia, rate {hr}/min.", "Rapid sinus rhythm (sinus tachycardia), {hr} beats per minute.", "Sinus tachycardia with a ventricular rate of {hr} bpm." },
+  AFIB = { "Atrial fibrillation with a ventricular rate of {hr} bpm.", "Atrial fibrillation, irregularly irregular rhythm, mean rate {hr}/min; no P waves.", "The rhythm is atrial fibrillation (fibrillatory baseline, no discernible P waves), average rate {hr} bpm.", "AF with an irregular ventricular response at about {hr} beats per minute." },
+  AFLT = { "Atrial flutter with {block} block, ventricular rate {hr} bpm.", "Atrial flutter, flutter waves at {atrial}/min with {block} conduction.", "Sawtooth flutter waves at about {atrial} per minute: atrial flutter with {block} conduction, rate {hr}/min.", "The rhythm is atrial flutter ({block} block), ventricular rate {hr} bpm." },
+  ["1AVB"] = { "First-degree AV block (PR {pr} ms).", "Prolonged PR interval of {pr} ms, consistent with first-degree atrioventricular block.", "1st degree AV block, PR {pr} ms.", "AV conduction delay: PR interval {pr} ms (first-degree block)." },
+  CLBBB = { "Complete left bundle branch block.", "Left bundle branch block with QRS duration {qrs} ms.", "Broad QRS ({qrs} ms) with a left bundle branch block pattern: QS in V1, broad notched R waves in I, aVL, V5 and V6.", "LBBB with secondary repolarisation changes." },
+  CRBBB = { "Complete right bundle branch block.", "Right bundle branch block, QRS {qrs} ms.", "Wide QRS ({qrs} ms) with an RSR' pattern in V1 and broad S waves in I and V6, consistent with RBBB.", "RBBB pattern with terminal R' in V1." },
+  PVC = { "Premature ventricular complexes ({npvc}) with compensatory pauses.", "{npvc} ventricular extrasystoles are seen.", "Occasional PVCs ({npvc} in this recording), wide and bizarre, followed by a full compensatory pause.", "Ventricular premature beats present ({npvc})." },
+  STE_ANT = { "ST elevation in the anterior leads V1-V4.", "Anterior ST-segment elevation (V1 to V4), suggestive of acute anterior injury.", "ST elevation of {st_ant} mV in V1-V4: consider anterior STEMI.", "Acute anterior injury pattern with ST elevation in the precordial leads V1-V4." },
+  STE_INF = { "ST elevation in the inferior leads II, III and aVF.", "Inferior ST-segment elevation (II, III, aVF), suggestive of acute inferior injury.", "ST elevation of {st_inf} mV in II, III and aVF: consider inferior STEMI.", "Acute inferior injury pattern with ST elevation in II, III and aVF." },
+  STE_LAT = { "ST elevation in the lateral leads I, aVL, V5 and V6.", "Lateral ST-segment elevation (I, aVL, V5-V6), suggestive of acute lateral injury.", "ST elevation of {st_lat} mV in I, aVL, V5 and V6: consider lateral STEMI.", "Acute lateral injury pattern with ST elevation in I, aVL and V5-V6." },
+  STD_ = { "ST depression, maximal in V5 ({std} mV).", "Horizontal ST-segment depression in the lateral and inferior leads.", "Diffuse ST depression of about {std} mV, consistent with subendocardial ischaemia.", "Non-specific ST depression." },
+  INVT = { "T-wave inversion.", "Inverted T waves in several leads.", "Negative T waves, possibly ischaemic.", "Abnormal repolarisation with T-wave inversion." },
+  LVH = { "Left ventricular hypertrophy by voltage criteria (Sokolow-Lyon {sok} mV) with strain.", "LVH: SV1 + RV5/6 = {sok} mV, with secondary ST-T changes.", "Increased QRS voltage consistent with left ventricular hypertrophy, with repolarisation abnormality.", "Voltage criteria for LVH met ({sok} mV), strain pattern in the lateral leads." },
+  LNGQT = { "Prolonged QT interval (QTc {qtc} ms).", "Long QT: QT {qt} ms, QTc {qtc} ms.", "QTc prolonged at {qtc} ms.", "Abnormally long QT interval, corrected QT {qtc} ms." },
+  LAD = { "Left axis deviation ({axis} degrees).", "The frontal QRS axis is deviated to the left, {axis} degrees.", "Left axis deviation, axis {axis}°.", "Leftward QRS axis of {axis} degrees." },
+  RAD = { "Right axis deviation ({axis} degrees).", "The frontal QRS axis is deviated to the right, {axis} degrees.", "Right axis deviation, axis {axis}°.", "Rightward QRS axis of {axis} degrees." },
+  LVOLT = { "Low QRS voltage in the limb leads.", "Low voltage QRS (limb leads below 0.5 mV).", "Small QRS complexes in the limb leads: low voltage.", "Low-amplitude QRS complexes in the limb leads ({limb} mV)." },
+  NORM = { "Normal ECG.", "Normal electrocardiogram.", "Within normal limits.", "No abnormality detected." },
+  intervals = { "PR {pr} ms, QRS {qrs} ms, QT/QTc {qt}/{qtc} ms, axis {axis}°.", "Intervals: PR {pr}, QRS {qrs}, QT {qt}, QTc {qtc} ms; QRS axis {axis} degrees.", "PR interval {pr} ms, QRS duration {qrs} ms, QTc {qtc} ms, frontal axis {axis}°.", "Measurements: PR {pr} ms; QRS {qrs} ms; QT {qt} ms (QTc {qtc} ms); axis {axis}°." },
+  intervals_nop = { "QRS {qrs} ms, QT/QTc {qt}/{qtc} ms, axis {axis}°.", "Intervals: QRS {qrs}, QT {qt}, QTc {qtc} ms; QRS axis {axis} degrees.", "QRS duration {qrs} ms, QTc {qtc} ms, frontal axis {axis}°.", "Measurements: QRS {qrs} ms; QT {qt} ms (QTc {qtc} ms); axis {axis}°." },
+  abnormal = { "Abnormal ECG.", "Abnormal electrocardiogram.", "Abnormal tracing.", "" },
+}
+-- the order findings are reported in: rhythm first, then conduction, then the rest
+M.report_order = { "SR", "SBRAD", "STACH", "AFIB", "AFLT", "1AVB", "CLBBB", "CRBBB", "PVC", "STE_ANT", "STE_INF", "STE_LAT",
+                   "STD_", "INVT", "LVH", "LNGQT", "LAD", "RAD", "LVOLT" }
+
+local function fill(s, v)
+  return (s:gsub("{(%w+)}", function(k) return v[k] ~= nil and tostring(v[k]) or "{" .. k .. "}" end))
+end
+
+-- a small deterministic generator (LCG) so reports do not depend on math.random's state
+local function lcg(seed)
+  local x = (tonumber(seed) or 0) % 2147483647
+  if x <= 0 then x = x + 2147483646 end
+  return function(n)
+    x = (x * 48271) % 2147483647
+    return x % n + 1
+  end
+end
+
+function M.report(truth, seed)
+  local pick = lcg(seed or 1)
+  local has = {}
+  for _, l in ipairs(truth.labels) do has[l] = true end
+  local function r(x) return string.format("%.0f", x) end
+  local st = truth.st_mv or {}
+  local v = {
+    hr = r(truth.hr), pr = truth.pr_ms and r(truth.pr_ms), qrs = r(truth.qrs_ms), qt = r(truth.qt_ms), qtc = r(truth.qtc_ms),
+    axis = r(truth.axis_deg), atrial = truth.atrial_rate and r(truth.atrial_rate),
+    block = truth.flutter_block and truth.flutter_block > 0 and (truth.flutter_block .. ":1") or "variable",
+    npvc = tostring(truth.n_pvc), sok = string.format("%.1f", truth.sokolow_mv or 0),
+    limb = string.format("%.2f", truth.qrs_limb_mv or 0),
+    st_ant = string.format("%.1f", math.max(st.V2 or 0, st.V3 or 0)), st_inf = string.format("%.1f", math.max(st.II or 0, st.III or 0, st.aVF or 0)),
+    st_lat = string.format("%.1f", math.max(st.I or 0, st.aVL or 0, st.V5 or 0, st.V6 or 0)), std = string.format("%.1f", -(st.V5 or 0)),
+  }
+  local out = {}
+  for _, code in ipairs(M.report_order) do
+    -- SR is implied by SBRAD / STACH
+    if has[code] and not (code == "SR" and (has.SBRAD or has.STACH)) then
+      local p = M.phrases[code]
+      out[#out + 1] = fill(p[pick(#p)], v)
+    end
+  end
+  local iv = truth.pr_ms and M.phrases.intervals or M.phrases.intervals_nop
+  local meas = fill(iv[pick(#iv)], v)
+  if has.NORM then
+    local p = M.phrases.NORM
+    out[#out + 1] = p[pick(#p)]
+  else
+    local p = M.phrases.abnormal
+    local s = p[pick(#p)]
+    if s ~= "" then out[#out + 1] = s end
+  end
+  if pick(2) == 1 then table.insert(out, 1, meas) else table.insert(out, #out + (has.NORM and 0 or 1), meas) end
+  return table.concat(out, " ")
 end
 
 return M

@@ -109,6 +109,8 @@ awk -v peak="$PEAK" '
         for (i = 1; i <= n; i++) if (order[i] in skip) print "ecgwb " skip[order[i]]
     }' "$OUT"/ecgwb.*.txt $(ls "$OUT"/torch.*.txt 2>/dev/null)
 echo
+"$BUILD/ecgwb" "$DIR/sim.lua" || echo "bench: sim.lua failed"
+echo
 echo "GFLOP/s: median time over rounds and repeats (worst..best repeat in brackets); ecgwb/torch: ratio of"
 echo "the medians (lowest..highest per-round ratio); %pk: share of the sgemm peak."
 echo "FLOPs count matmuls only (forward 2MNK, backward twice that); see tests/bench/bench.lua."

@@ -1,0 +1,42 @@
+-- test_make_sim.lua: the corpus generator writes the dataset layout with
+-- labels, reports, demographics, splits and truth; its records equal the
+-- simulator's and do not depend on the batch size.
+local T = dofile("tests/check.lua")
+local wb = require "ecgwb"
+
+local dir = os.getenv("TMPDIR") or "/tmp"
+local f1, f2 = dir .. "/ecgwb_make_sim_1.h5", dir .. "/ecgwb_make_sim_2.h5"
+local function run(out, batch)
+  local chunk = assert(loadfile("data/make_sim.lua"))
+  chunk("--n", "40", "--fs", "250", "--seconds", "2", "--seed", "7", "--out", out, "--batch", batch, "--normal", "0.2")
+end
+run(f1, "16")
+run(f2, "40")
+local a, b = wb.dataset.open(f1), wb.dataset.open(f2)
+T.ok(a.n == 40 and a.fs == 250 and a.samples == 500 and #a.leads == 12 and a.leads[7] == "V1", "size and shape: " .. tostring(a))
+T.close(a:read(1, 40), b:read(1, 40), 0, "batch size does not change the records")
+T.ok(#a.label_names == #wb.sim.label_names and a.label_names[1] == "NORM", "label names are the simulator's")
+local labels, reports = a:labels(1, 40), a:reports(1, 40)
+local counts, normal = {}, 0
+for i = 1, 40 do
+  local any = 0
+  for k = 1, #a.label_names do
+    local v = labels[i][k]
+    if v ~= 0 and v ~= false then counts[a.label_names[k]] = (counts[a.label_names[k]] or 0) + 1; any = any + 1 end
+  end
+  T.ok(any >= 1 and #reports[i] > 20, "record " .. i .. " has labels and a report")
+end
+local distinct = 0
+for _ in pairs(counts) do distinct = distinct + 1 end
+T.ok(distinct >= 10, distinct .. " different labels in 40 records")
+local split, sp_ok, seen = a:field("split", 1, 40), true, {}
+for i = 1, 40 do local v = split[i]; seen[v] = true; if v < 1 or v > 3 then sp_ok = false end end
+T.ok(sp_ok and seen[1], "splits 1..3, train present")
+local hr = wb.h5.read(f1, "truth/hr")
+T.ok(hr:numel() == 40 and hr:min():item() > 30 and hr:max():item() < 200, "truth/hr")
+-- ids name (seed, index)
+local rec = a:record(5)
+T.ok(rec.id == "sim-7-4", "id " .. tostring(rec.id))
+a:close(); b:close()
+os.remove(f1); os.remove(f2)
+T.done()
