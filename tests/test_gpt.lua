@@ -276,7 +276,7 @@ do
     "cache is for batch 2", "cache batch")
 end
 
------------------------------------------------------------------- training: memorise 20 sentences
+-- 20 short clinical sentences: the tokenizer's corpus and the LM's memorisation task
 local SENTENCES = {
   "sinus rhythm. normal ecg.",
   "sinus bradycardia, heart rate 48 bpm.",
@@ -299,7 +299,26 @@ local SENTENCES = {
   "borderline ecg, nonspecific st changes.",
   "hyperkalemia: peaked t waves, wide qrs.",
 }
+
+------------------------------------------------------------------ with the BPE tokenizer
+-- ids and the left-padded bool mask of tokenizer:encode_batch feed the LM
+-- directly; batched generation equals each row alone
 do
+  local tok = wb.tokenizer.train(SENTENCES, { vocab_size = 300 })
+  local texts = { "sinus rhythm", "left bundle branch block, qrs" }
+  local x, m = tok:encode_batch(texts, { bos = true, pad_left = true })
+  local tlm = gpt.GPT(gpt.config("tiny", { vocab_size = tok:vocab_size(), block_size = 64 }))
+  local g = tlm:generate(x, { mask = m, greedy = true, max_new_tokens = 6 }):totable()
+  local ok = true
+  for b = 1, 2 do
+    local alone = tlm:generate(tok:encode(texts[b], { bos = true }):reshape(1, -1), { greedy = true, max_new_tokens = 6 })
+    ok = ok and same_list(row(g, b, 6), alone:totable())
+  end
+  T.ok(ok, "tokenizer batch (left padded) generation equals each row alone")
+  T.ok(type(tok:decode(wb.tensor(row(g, 1, 6), "i64"))) == "string", "generated ids decode")
+end
+
+------------------------------------------------------------------ training: memorise 20 sentencesdo
   wb.manual_seed(2024)
   local mem = gpt.GPT(gpt.config("tiny", { vocab_size = V, n_embd = 128, block_size = 64 }))
   local maxlen = 0
