@@ -318,7 +318,8 @@ do
   T.ok(type(tok:decode(wb.tensor(row(g, 1, 6), "i64"))) == "string", "generated ids decode")
 end
 
------------------------------------------------------------------- training: memorise 20 sentencesdo
+------------------------------------------------------------------ training: memorise 20 sentences
+do
   wb.manual_seed(2024)
   local mem = gpt.GPT(gpt.config("tiny", { vocab_size = V, n_embd = 128, block_size = 64 }))
   local maxlen = 0
