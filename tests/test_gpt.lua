@@ -359,7 +359,7 @@ do
   local opt = optim.AdamW(mem:parameters(), { lr = lr, weight_decay = 0, betas = { 0.9, 0.98 } })
   local t0, c0 = wb.now(), os.clock()
   local first, loss
-  local steps = 120
+  local steps = 100
   for step = 1, steps do
     opt.config.lr = lr * math.min(1, step / 20)
     local l = mem:lm_loss(ids, { mask = mask })
@@ -394,20 +394,25 @@ do
   T.ok(good == 20, "every sentence reproduced; wrong: " .. table.concat(bad, " | "))
 
   ---------------------------------------------------------------- decode tokens/s
+  -- tokens per wall second (printed) and per CPU second (compared: the
+  -- machine is shared, and CPU time does not count other people's work)
   local function tps(model, prompt_len, n, use_cache)
     local prompt = wb.randint(0, 256, { 1, prompt_len })
     model:generate(prompt, { greedy = true, max_new_tokens = n, use_cache = use_cache }) -- warm the primitive cache
-    local t = wb.now()
+    local t, c = wb.now(), os.clock()
     model:generate(prompt, { greedy = true, max_new_tokens = n, use_cache = use_cache })
-    return n / (wb.now() - t)
+    return n / (wb.now() - t), n / (os.clock() - c)
   end
-  local a, b = tps(mem, 8, 48, true), tps(mem, 8, 48, false)
-  print(string.format("decode, tiny (2 x 128) batch 1, 8 + 48 tokens: %.0f tokens/s with the KV cache, %.0f without", a, b))
+  local a, ac = tps(mem, 8, 48, true)
+  local b, bc = tps(mem, 8, 48, false)
+  print(string.format("decode, tiny (2 x 128) batch 1, 8 + 48 tokens: %.0f tokens/s with the KV cache, %.0f without "
+    .. "(per CPU second: %.0f, %.0f)", a, b, ac, bc))
   local small = gpt.GPT(gpt.config("small", { vocab_size = V, block_size = 256 }))
-  local c1, c2 = tps(small, 32, 96, true), tps(small, 32, 96, false)
-  print(string.format("decode, small (6 x 384) batch 1, 32 + 96 tokens: %.0f tokens/s with the KV cache, %.0f without",
-    c1, c2))
-  T.ok(c1 > 1.5 * c2, "the KV cache speeds up decoding of the small model")
+  local c1, c1c = tps(small, 32, 96, true)
+  local c2, c2c = tps(small, 32, 96, false)
+  print(string.format("decode, small (6 x 384) batch 1, 32 + 96 tokens: %.0f tokens/s with the KV cache, %.0f without "
+    .. "(per CPU second: %.0f, %.0f)", c1, c2, c1c, c2c))
+  T.ok(c1c > 2 * c2c, "the KV cache speeds up decoding of the small model")
 end
 
 T.done()
