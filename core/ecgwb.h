@@ -758,6 +758,18 @@ const char *ewb_ckpt_name(const ewb_ckpt *ck, int i);  /* 0-based; NULL out of r
 int ewb_ckpt_tensor(const ewb_ckpt *ck, int i, ewb_tensor **out); /* a new reference */
 const char *ewb_ckpt_attr(const ewb_ckpt *ck, const char *key);   /* NULL if absent */
 uint32_t ewb_crc32(uint32_t crc, const void *data, size_t n);     /* zlib's CRC-32; start with 0 */
+
+/* -- dashboard (core/dashboard.c): a read-only HTTP server on the loop. A GET
+   queues EWB_EVENT_HTTP with the server's id and status = a request number;
+   the scheduler reads the target and answers with the bytes to send (C
+   copies them, writes, closes). C itself answers 400/405/414/431. -- */
+enum { EWB_EVENT_HTTP = 3 };
+/* host NULL = "127.0.0.1"; port 0 picks a free one, *bound_port tells which */
+int ewb_dashboard_start(const char *host, int port, int64_t id, int *bound_port);
+void ewb_dashboard_stop(void);                 /* closes the server and its connections */
+const char *ewb_dashboard_path(int req);       /* the request's target; NULL if it is gone */
+/* 1 if sent, 0 if the client left (or the server stopped), -1 on error */
+int ewb_dashboard_respond(int req, int status, const char *content_type, const void *body, int64_t n);
 /* (end of event loop) */
 
 /* ---- differentiable beat synthesiser (kernels/beat.c) ---- */

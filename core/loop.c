@@ -73,6 +73,8 @@ static void push_event(int kind, int64_t id, int status) {
     pthread_mutex_unlock(&g_ev_lock);
 }
 
+void ewb_loop_push_event(int kind, int64_t id, int status) { push_event(kind, id, status); }
+
 int ewb_loop_next_event(ewb_event *ev) {
     pthread_mutex_lock(&g_ev_lock);
     event_node *e = g_ev_head;

@@ -5,6 +5,7 @@
  *   ecgwb FILE.lua [args]   run a script with its arguments in `arg`
  *   ecgwb -e CODE           run CODE
  *   ecgwb -i FILE.lua       the REPL after the script
+ *   ecgwb --serve PORT ...  the live dashboard on 127.0.0.1:PORT while the rest runs
  * Exit status: 0, 1 if a chunk fails, 2 for bad options. */
 #include "host.h"
 #include <lauxlib.h>
@@ -27,6 +28,8 @@ static void usage(FILE *f) {
             "  -                read the script from stdin\n"
             "  --               stop handling options\n"
             "  -i               enter the REPL after running the script or -e code\n"
+            "  --serve PORT     serve the live dashboard on http://127.0.0.1:PORT/ while\n"
+            "                   the script or REPL runs (lua/ecgwb/dashboard.lua)\n"
             "  --help           this text\n"
             "  --version        print the version\n"
             "In the REPL an expression prints its values, Ctrl-C interrupts running\n"
@@ -51,6 +54,26 @@ static void set_paths(lua_State *L) {
     lua_pop(L, 1);
 }
 
+/* wb.dashboard(port), called plainly (not as a main task, which would stop
+   the server's task when it ends): the server then runs with the script or
+   the REPL. Returns 0 or 1. */
+static int start_dashboard(lua_State *L, const char *port) {
+    char *end;
+    long p = strtol(port, &end, 10);
+    if (!*port || *end || p < 0 || p > 65535) {
+        fprintf(stderr, "ecgwb: --serve needs a port number in 0..65535, got '%s'\n", port);
+        return 2;
+    }
+    const char *code = "local port = ...; local d = require('ecgwb').dashboard(port)\n"
+                       "io.stderr:write('ecgwb: dashboard at ', d.url, '\\n')";
+    if (luaL_loadstring(L, code) != 0 || (lua_pushinteger(L, p), lua_pcall(L, 1, 0, 0)) != 0) {
+        fprintf(stderr, "ecgwb: %s\n", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return 1;
+    }
+    return 0;
+}
+
 /* arg[0] = the script, arg[1..] = its arguments, arg[-1..] = what came before */
 static void set_arg(lua_State *L, int argc, char **argv, int script) {
     lua_createtable(L, argc - script - 1, script + 1);
@@ -65,7 +88,7 @@ int main(int argc, char **argv) {
     int interactive = 0, script = 0, nexec = 0, rc = 0, i;
     for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1]; i++) { /* up to the script */
         if (!strcmp(argv[i], "--")) break;
-        if (!strcmp(argv[i], "-e")) i++;
+        if (!strcmp(argv[i], "-e") || !strcmp(argv[i], "--serve")) { i++; continue; } /* skip its argument */
         else if (!strcmp(argv[i], "-i")) interactive = 1;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
         if (!strcmp(argv[i], "--version")) { printf("ecgwb %s (%s)\n", ewb_version(), LUAJIT_VERSION); return 0; }
@@ -82,6 +105,9 @@ int main(int argc, char **argv) {
             if (i + 1 >= argc) { fprintf(stderr, "ecgwb: -e needs an argument\n"); usage(stderr); rc = 2; break; }
             rc = host_run_string(L, argv[++i], "=(command line)");
             nexec++;
+        } else if (!strcmp(argv[i], "--serve")) {
+            if (i + 1 >= argc) { fprintf(stderr, "ecgwb: --serve needs a port\n"); usage(stderr); rc = 2; break; }
+            rc = start_dashboard(L, argv[++i]);
         } else if (!strcmp(argv[i], "--")) {
             if (i + 1 < argc) script = i + 1;
             break;

@@ -282,6 +282,11 @@ local function wait_event(id, cancel)
   return rec.status
 end
 
+-- for other modules' event sources (wb.dashboard): a fresh event id, and a
+-- wait for its next event (status returned) that does not keep the loop alive
+M._new_event_id = new_event_id
+M._wait_event = wait_event
+
 -- ends a task's wait at once (stop, Ctrl-C): it resumes with `how`
 local function abort_wait(task, how)
   if task.state == "waiting" then
@@ -506,9 +511,24 @@ end
 -- the metrics of the calling task (or of the foreground): merges t and keeps
 -- a history; in a task it then yields, so a training loop that reports each
 -- step keeps the REPL answering
-M.foreground = { _metrics = {}, history = {} }
+M.foreground = { id = 0, name = "foreground", _metrics = {}, history = {} }
+-- the tasks that reported metrics or were started by wb.run, oldest first
+-- (what the dashboard lists); at most 100, the oldest ended ones go first
+M.reported = {}
+local function note_reporter(task)
+  if task.listed then return end
+  task.listed = true
+  local list = M.reported
+  list[#list + 1] = task
+  if #list > 100 then
+    for i, t in ipairs(list) do
+      if t == M.foreground or not alive[t.id] then table.remove(list, i) t.listed = nil break end
+    end
+  end
+end
 function M.report(t, no_yield)
   local task = current_task() or M.foreground
+  note_reporter(task)
   local m, h = task._metrics, task.history
   local row = { time = C.ewb_now() }
   for k, v in pairs(t) do m[k] = v; row[k] = v end
@@ -525,6 +545,7 @@ function M.run(path, opts, run_opts)
   local task = M.spawn(fn, opts or {})
   task.name, task.kind, task.path = path, "job", path
   task.quiet = run_opts and run_opts.quiet
+  note_reporter(task)
   return task
 end
 
