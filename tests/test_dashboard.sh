@@ -243,6 +243,31 @@ grep -q "dashboard at http://127.0.0.1:$port/" "$tmp/server.log" || fail "no 'da
 $PY -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), timeout=2)" 2>/dev/null && fail "the port is still open after exit"
 ok "the script ended cleanly (exit 0) and the port is closed"
 
+# in the REPL: wb.dashboard(0) serves while the prompt waits for input
+$PY - "$ECGWB" <<'PY' || fail "the dashboard in the REPL"
+import json, subprocess, sys, time, urllib.request
+p = subprocess.Popen([sys.argv[1]], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+try:
+    p.stdin.write('wb = require "ecgwb"; d = wb.dashboard(0); io.stderr:write("PORT ", d.port, "\\n")\n')
+    p.stdin.write('wb.report { step = 7, loss = 0.25 }\n')
+    p.stdin.flush()
+    line = ""
+    while not line.startswith("PORT"):
+        line = p.stderr.readline()
+        if not line: sys.exit("no port from the REPL")
+    port = int(line.split()[1])
+    for _ in range(100):
+        jobs = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/jobs.json" % port, timeout=10).read())["jobs"]
+        if jobs: break
+        time.sleep(0.05)
+    if jobs[0]["id"] != 0 or jobs[0]["metrics"] != {"step": 7, "loss": 0.25}: sys.exit("REPL jobs.json: %r" % jobs)
+    p.stdin.close()
+    if p.wait(timeout=30) != 0: sys.exit("the REPL exited with %d" % p.returncode)
+finally:
+    if p.poll() is None: p.kill()
+PY
+ok "wb.dashboard(0) in the REPL lists the REPL's own reports as job 0"
+
 # option errors
 "$ECGWB" --serve 70000 -e 'print(1)' > "$tmp/o.log" 2>&1; [ $? = 2 ] || fail "--serve 70000 should exit 2"
 grep -q "0..65535" "$tmp/o.log" || fail "--serve 70000 message: $(cat "$tmp/o.log")"
