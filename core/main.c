@@ -5,6 +5,7 @@
  *   ecgwb FILE.lua [args]   run a script with its arguments in `arg`
  *   ecgwb -e CODE           run CODE
  *   ecgwb -i FILE.lua       the REPL after the script
+ *   ecgwb notebook run FILE.lua [--out F.html]   a notebook to HTML (lua/ecgwb/notebook.lua)
  * Exit status: 0, 1 if a chunk fails, 2 for bad options. */
 #include "host.h"
 #include <lauxlib.h>
@@ -74,6 +75,12 @@ int main(int argc, char **argv) {
     luaL_openlibs(L);
     set_paths(L);
     host_install(L);
+    if (argc > 1 && !strcmp(argv[1], "notebook")) { /* ecgwb notebook run FILE.lua: lua/ecgwb/notebook.lua */
+        set_arg(L, argc, argv, 1);
+        rc = host_run_string(L, "os.exit(require('ecgwb.notebook').main(arg), true)", "=notebook");
+        lua_close(L);
+        return rc;
+    }
     for (i = 1; i < argc && rc == 0; i++) {
         if (!strcmp(argv[i], "-i")) interactive = 1;
         else if (!strcmp(argv[i], "-e")) {
