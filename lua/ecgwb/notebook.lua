@@ -531,6 +531,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 caption { caption-side: top; text-align: left; color: #555; padding-bottom: 0.2em; }
 code { font-family: "DejaVu Sans Mono", monospace; font-size: 0.9em; background: #f4f6f9; padding: 0 0.2em; }
 pre code { background: none; padding: 0; }
+.md pre { background: #f4f6f9; padding: 0.6em; border-radius: 4px; }
 blockquote { border-left: 3px solid #ccc; margin-left: 0; padding-left: 1em; color: #444; }
 ]]
 
