@@ -25,6 +25,7 @@ The encoder here is written out in the notebook: the workbench's own
 `ecgwb.models.ecg_encoder` was not on main when this notebook was written.
 ]]
 local wb = require "ecgwb"
+local nb = wb.notebook -- nb.show, nb.table, nb.md: into the page (placeholder lines when run as a plain script)
 local nn, optim = wb.nn, wb.optim
 
 local cfg = {

@@ -16,6 +16,7 @@ is what is being measured.
 Run it with `ecgwb notebook run notebooks/simulator_tour.lua`.
 ]]
 local wb = require "ecgwb"
+local nb = wb.notebook -- nb.show, nb.table, nb.md: into the page (placeholder lines when run as a plain script)
 local fs, seconds, seed = 500, 10, 1
 
 -- one condition: simulate, plot, delineate, tabulate measured against truth
