@@ -67,6 +67,7 @@ int main(int argc, char **argv) {
     for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1]; i++) { /* up to the script */
         if (!strcmp(argv[i], "--")) break;
         if (!strcmp(argv[i], "-e")) i++;
+        else if (!strcmp(argv[i], "-i")) interactive = 1;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
         if (!strcmp(argv[i], "--version")) { printf("ecgwb %s (%s)\n", ewb_version(), LUAJIT_VERSION); return 0; }
     }
@@ -75,6 +76,7 @@ int main(int argc, char **argv) {
     luaL_openlibs(L);
     set_paths(L);
     host_install(L);
+    host_keep_tasks(interactive);
     if (argc > 1 && !strcmp(argv[1], "notebook")) { /* ecgwb notebook run FILE.lua: lua/ecgwb/notebook.lua */
         set_arg(L, argc, argv, 1);
         rc = host_run_string(L, "os.exit(require('ecgwb.notebook').main(arg), true)", "=notebook");
