@@ -27,6 +27,15 @@
  * and the per-beat fiducials are exact. Beat morphology (normal or PVC)
  * switches in the middle of the gap.
  *
+ * Integration: RK4 at the sampling step 1/fs, on the same ODE written in
+ * polar coordinates of (x, y) = ρ (cos θ, sin θ): ECGSYN's
+ * dx/dt = αx − ωy, dy/dt = αy + ωx with α = 1 − ρ is exactly
+ * dρ/dt = ρ(1 − ρ), dθ/dt = ω. The state starts on the limit cycle ρ = 1,
+ * where dρ/dt is 0 and RK4 keeps ρ = 1 exactly, so ρ is not carried and the
+ * state is (θ, zX, zY, zZ): no atan2 or square root per stage, and θ
+ * advances by exactly ω dt where ω is constant over a step (in Cartesian
+ * form RK4 turns by ω dt only to O((ω dt)^5) and leaves the circle).
+ *
  * The RR tachogram of sinus rhythm is ECGSYN's: a bimodal power spectrum
  * (Mayer waves at f1 = 0.1 Hz, respiration at f2 = 0.25 Hz, both with std
  * 0.01 Hz, power ratio LF/HF), random phases, an inverse Fourier transform at
@@ -172,6 +181,23 @@ static void leads12(const double d[3], double out[12]) {
     out[4] = I - II / 2;
     out[5] = II - I / 2;
     for (int i = 0; i < 6; i++) out[6 + i] = l[i];
+}
+
+/* leads12 over a signal: dipole (3, n) to leads (12, n), the same arithmetic */
+static void project12(const double *dip, int64_t n, double *lead) {
+    const double *dx = dip, *dy = dip + n, *dz = dip + 2 * n;
+    for (int r = 0; r < 8; r++) { /* Dower rows V1..V6, I, II */
+        double *o = lead + (r < 6 ? 6 + r : r - 6) * n, a = DOWER[r][0], b = DOWER[r][1], c = DOWER[r][2];
+        for (int64_t k = 0; k < n; k++) o[k] = a * dx[k] + b * dy[k] + c * dz[k];
+    }
+    const double *I = lead, *II = lead + n;
+    double *III = lead + 2 * n, *aVR = lead + 3 * n, *aVL = lead + 4 * n, *aVF = lead + 5 * n;
+    for (int64_t k = 0; k < n; k++) {
+        III[k] = II[k] - I[k];
+        aVR[k] = -(I[k] + II[k]) / 2;
+        aVL[k] = I[k] - II[k] / 2;
+        aVF[k] = II[k] - I[k] / 2;
+    }
 }
 
 /* dipole of the waves in groups `gmask` (bit per group) at time t */
@@ -449,7 +475,9 @@ static void build_forms(const ewb_sim_config *cfg, double hr, const morph_draws 
 
 /* ---- the ODE ---- */
 
-typedef struct { int n; double th[MAXW], b[MAXW], c[MAXW][3], lo, hi; } ode_morph;
+/* a morphology in phase: per wave θ_i, 1/b_i, the cut-off 6 b_i beyond which
+   the wave is skipped (exp(-18) < 2e-8 of its peak) and c_i = a_i v_i */
+typedef struct { int n; double th[MAXW], ib[MAXW], cut[MAXW], c[MAXW][3], lo, hi; } ode_morph;
 
 static void to_phase(const morph *m, double wa, ode_morph *o) {
     o->n = 0;
@@ -459,48 +487,74 @@ static void to_phase(const morph *m, double wa, ode_morph *o) {
         const wave *w = &m->w[i];
         if (fabs(w->A[0]) + fabs(w->A[1]) + fabs(w->A[2]) < 1e-12) continue;
         int k = o->n++;
+        double b = wa * w->sig;
         o->th[k] = wa * w->t;
-        o->b[k] = wa * w->sig;
-        for (int c = 0; c < 3; c++) o->c[k][c] = w->A[c] * wa / (o->b[k] * o->b[k]);
-        o->lo = fmin(o->lo, o->th[k] - 3.5 * o->b[k]); /* first wave's start */
-        o->hi = fmax(o->hi, o->th[k] + 3.5 * o->b[k]); /* last wave's end */
+        o->ib[k] = 1 / b;
+        o->cut[k] = 6 * b;
+        for (int c = 0; c < 3; c++) o->c[k][c] = w->A[c] * wa / (b * b);
+        o->lo = fmin(o->lo, o->th[k] - 3.5 * b); /* first wave's start */
+        o->hi = fmax(o->hi, o->th[k] + 3.5 * b); /* last wave's end */
     }
 }
 
-typedef struct { const ode_morph *m; double wa, wg, g0, g1; } ode_ctx;
+/* the integration's state besides (θ, z): the morphology, speeds and gap, and
+   the last step's stage-4 phase and wave sum */
+typedef struct { const ode_morph *m; double wa, wg, g0, g1; const ode_morph *last_m; double last_th, last_F[3]; } ode_ctx;
 
-/* derivative of the state s = (x, y, zX, zY, zZ) */
-static void deriv(const ode_ctx *x, const double *s, double *ds) {
-    double alpha = 1.0 - sqrt(s[0] * s[0] + s[1] * s[1]), th = atan2(s[1], s[0]);
+/* ω at phase th ∈ (-π, π]: ω_g inside the gap [g0, g1) (phase in [0, 2π)), else ω_a */
+static double speed(const ode_ctx *x, double th) {
     double phi = th < 0 ? th + 2 * PI : th;
-    double w = phi >= x->g0 && phi < x->g1 ? x->wg : x->wa;
-    ds[0] = alpha * s[0] - w * s[1];
-    ds[1] = alpha * s[1] + w * s[0];
-    const ode_morph *m = x->m;
-    double acc[3] = {0, 0, 0};
+    return phi >= x->g0 && phi < x->g1 ? x->wg : x->wa;
+}
+static double wrap(double th) { return th > PI ? th - 2 * PI : th; }
+
+/* the wave sum at phase th: F = Σ_i c_i Δθ_i exp(−Δθ_i² / 2b_i²) */
+static void wave_sum(const ode_morph *m, double th, double F[3]) {
+    F[0] = F[1] = F[2] = 0;
     for (int i = 0; i < m->n; i++) {
         double d = th - m->th[i];
         if (d > PI) d -= 2 * PI;
         else if (d < -PI) d += 2 * PI;
-        double u = d / m->b[i];
-        if (u * u >= 36) continue; /* beyond 6 widths: < 2e-8 of the peak */
-        double g = d * exp(-0.5 * u * u);
-        for (int c = 0; c < 3; c++) acc[c] += m->c[i][c] * g;
+        if (fabs(d) >= m->cut[i]) continue;
+        double u = d * m->ib[i], g = d * exp(-0.5 * u * u);
+        for (int c = 0; c < 3; c++) F[c] += m->c[i][c] * g;
     }
-    double r = w / x->wa;
-    for (int c = 0; c < 3; c++) ds[2 + c] = -r * acc[c] - BASELINE_PULL * s[2 + c];
 }
 
-static void rk4(const ode_ctx *x, double *s, double dt) {
-    double k1[5], k2[5], k3[5], k4[5], t[5];
-    deriv(x, s, k1);
-    for (int j = 0; j < 5; j++) t[j] = s[j] + 0.5 * dt * k1[j];
-    deriv(x, t, k2);
-    for (int j = 0; j < 5; j++) t[j] = s[j] + 0.5 * dt * k2[j];
-    deriv(x, t, k3);
-    for (int j = 0; j < 5; j++) t[j] = s[j] + dt * k3[j];
-    deriv(x, t, k4);
-    for (int j = 0; j < 5; j++) s[j] += dt / 6 * (k1[j] + 2 * k2[j] + 2 * k3[j] + k4[j]);
+/* one RK4 step of (θ, z) over dt; returns the new θ, wrapped to (-π, π].
+   The z-equation is dz/dt = −(ω/ω_a) F(θ) − λ z: θ's stages need no z, so
+   the wave sums F of the four stages are computed first. Where two stage
+   phases are the same number (stages 2 and 3 at constant ω; this step's
+   start and the last step's stage 4 often), the sum is computed once. */
+static double rk4(ode_ctx *x, double th, double *z, double dt) {
+    double ths[4], w[4], F[4][3];
+    ths[0] = th;
+    w[0] = speed(x, th);
+    ths[1] = wrap(th + 0.5 * dt * w[0]);
+    w[1] = speed(x, ths[1]);
+    ths[2] = wrap(th + 0.5 * dt * w[1]);
+    w[2] = speed(x, ths[2]);
+    ths[3] = wrap(th + dt * w[2]);
+    w[3] = speed(x, ths[3]);
+    if (x->last_m == x->m && x->last_th == th) memcpy(F[0], x->last_F, sizeof F[0]);
+    else wave_sum(x->m, th, F[0]);
+    wave_sum(x->m, ths[1], F[1]);
+    if (ths[2] == ths[1]) memcpy(F[2], F[1], sizeof F[2]);
+    else wave_sum(x->m, ths[2], F[2]);
+    wave_sum(x->m, ths[3], F[3]);
+    x->last_m = x->m;
+    x->last_th = ths[3];
+    memcpy(x->last_F, F[3], sizeof F[3]);
+    double k1[3], k2[3], k3[3], k4[3];
+    for (int c = 0; c < 3; c++) {
+        double r0 = w[0] / x->wa, r1 = w[1] / x->wa, r2 = w[2] / x->wa, r3 = w[3] / x->wa;
+        k1[c] = -r0 * F[0][c] - BASELINE_PULL * z[c];
+        k2[c] = -r1 * F[1][c] - BASELINE_PULL * (z[c] + 0.5 * dt * k1[c]);
+        k3[c] = -r2 * F[2][c] - BASELINE_PULL * (z[c] + 0.5 * dt * k2[c]);
+        k4[c] = -r3 * F[3][c] - BASELINE_PULL * (z[c] + dt * k3[c]);
+        z[c] += dt / 6 * (k1[c] + 2 * k2[c] + 2 * k3[c] + k4[c]);
+    }
+    return wrap(th + dt / 6 * (w[0] + 2 * w[1] + 2 * w[2] + w[3]));
 }
 
 /* ---- configuration checks ---- */
@@ -682,16 +736,15 @@ static int simulate(const ewb_sim_config *cfg, float *ecg_out, float *clean_out,
 
     double *dip = calloc((size_t)(3 * n), sizeof *dip); /* (3, n) dipole, mV */
     double th0 = -PI * (0.2 + 0.6 * rng_u(&rng));
-    double s[5] = {cos(th0), sin(th0), 0, 0, 0};
+    double z[3] = {0, 0, 0};
     int cur = 0, next = 0, cap = 16, nb = 0;
     beat *beats = malloc(sizeof *beats * (size_t)cap);
-    ode_ctx ctx = {&om[0], wa, wa, 0, 0};
+    ode_ctx ctx = {&om[0], wa, wa, 0, 0, NULL, 0, {0, 0, 0}};
     double gmid = -1, prev_th = th0, pending = 0, t_first = NAN;
     int64_t runin = (int64_t)(0.3 * fs);
     for (int64_t k = -runin; k < n; k++) {
         double phi_prev = prev_th < 0 ? prev_th + 2 * PI : prev_th;
-        rk4(&ctx, s, dt);
-        double th = atan2(s[1], s[0]), phi = th < 0 ? th + 2 * PI : th;
+        double th = rk4(&ctx, prev_th, z, dt), phi = th < 0 ? th + 2 * PI : th;
         if (prev_th < 0 && th >= 0 && prev_th > -1) { /* θ = 0 crossed: an R wave */
             double tr = (k - 1 + -prev_th / (th - prev_th)) * dt;
             if (isnan(t_first)) t_first = tr;
@@ -736,7 +789,7 @@ static int simulate(const ewb_sim_config *cfg, float *ecg_out, float *clean_out,
         }
         prev_th = th;
         if (k < 0) continue;
-        for (int c = 0; c < 3; c++) dip[c * n + k] = s[2 + c];
+        for (int c = 0; c < 3; c++) dip[c * n + k] = z[c];
     }
     free(rr);
 
@@ -780,11 +833,7 @@ static int simulate(const ewb_sim_config *cfg, float *ecg_out, float *clean_out,
 
     /* the clean 12 leads */
     double *lead = malloc(sizeof *lead * 12 * (size_t)n); /* (12, n) */
-    for (int64_t k = 0; k < n; k++) {
-        double d[3] = {dip[k], dip[n + k], dip[2 * n + k]}, l[12];
-        leads12(d, l);
-        for (int i = 0; i < 12; i++) lead[i * n + k] = l[i];
-    }
+    project12(dip, n, lead);
     free(dip);
     if (clean_out)
         for (int64_t i = 0; i < 12 * n; i++) clean_out[i] = (float)lead[i];
