@@ -6,11 +6,17 @@
  * The trajectory (x, y) moves on the unit limit cycle; its angle θ is the
  * cardiac phase, with the R wave at θ = 0. Each dipole component
  * c ∈ {X, Y, Z} obeys ECGSYN's z-equation
- *     dz_c/dt = −(ω/ω_a) Σ_i a_i v_ic Δθ_i exp(−Δθ_i² / 2b_i²) − λ z_c,   Δθ_i = (θ − θ_i) mod 2π
+ *     dz_c/dt = −(ω/ω_a) Σ_i a_i v_ic Δθ_i exp(−Δθ_i² / 2b_i²) − λ (z_c − Z_c(θ)),   Δθ_i = (θ − θ_i) mod 2π
  * so every wave i shares θ_i, b_i and |a_i| across X, Y, Z while v_i gives its
- * direction. With ω = ω_a (the rate the morphology is built for) this is
- * ECGSYN's equation; the factor ω/ω_a makes the waveform a function of the
- * phase alone, so the speed can change without moving the baseline.
+ * direction. With ω = ω_a (the rate the morphology is built for) and the
+ * pull toward 0 (Z = 0) this is ECGSYN's equation; the factor ω/ω_a makes the
+ * waveform a function of the phase alone, so the speed can change without
+ * moving the baseline. Z(θ) = Σ_i A_i v_i exp(−Δθ_i² / 2b_i²) (A_i = a_i b_i² / ω_a)
+ * is the first term's integral along θ, the waveform itself: the state starts
+ * on it and the pull only removes numerical error. ECGSYN's pull toward 0
+ * drags the baseline by −λ × (the waveform's mean) per second (−0.05 to
+ * −0.1 mV in lead II over 10 s at λ = 0.1), and a state started at 0
+ * inside a wave starts offset by minus that wave.
  * The leads are the Dower projection of the dipole (Dower et al. 1980; the
  * "inverse Dower" matrix is its pseudo-inverse, ECG → VCG): V1–V6, I and II
  * come from the matrix, III, aVR, aVL and aVF from I and II, so
@@ -87,10 +93,9 @@ static const double DOWER[8][3] = {
     {1.125, 0.127, -0.086},  {0.831, 0.076, 0.230},  {0.632, -0.235, 0.059}, {0.235, 1.066, -0.132},
 };
 
-/* λ (1/s). ECGSYN uses 1: a 0.16 Hz high-pass that leaves the ST segment
-   ~0.1 mV below the PR segment after a 1 mV R wave, which would read as ST
-   depression. 0.1 keeps segments isoelectric (a test checks it) while still
-   pulling numerical drift back to zero. */
+/* λ (1/s), the pull of z toward the waveform Z(θ). ECGSYN pulls toward 0
+   with λ = 1: a 0.16 Hz high-pass that leaves the ST segment ~0.1 mV below
+   the PR segment after a 1 mV R wave, which would read as ST depression. */
 static const double BASELINE_PULL = 0.1;
 
 /* onset/offset threshold of a wave group (the QRS's is lower: ECGSYN's S
@@ -476,8 +481,9 @@ static void build_forms(const ewb_sim_config *cfg, double hr, const morph_draws 
 /* ---- the ODE ---- */
 
 /* a morphology in phase: per wave θ_i, 1/b_i, the cut-off 6 b_i beyond which
-   the wave is skipped (exp(-18) < 2e-8 of its peak) and c_i = a_i v_i */
-typedef struct { int n; double th[MAXW], ib[MAXW], cut[MAXW], c[MAXW][3], lo, hi; } ode_morph;
+   the wave is skipped (exp(-18) < 2e-8 of its peak), c_i = a_i v_i and the
+   dipole peak A_i */
+typedef struct { int n; double th[MAXW], ib[MAXW], cut[MAXW], c[MAXW][3], A[MAXW][3], lo, hi; } ode_morph;
 
 static void to_phase(const morph *m, double wa, ode_morph *o) {
     o->n = 0;
@@ -491,7 +497,10 @@ static void to_phase(const morph *m, double wa, ode_morph *o) {
         o->th[k] = wa * w->t;
         o->ib[k] = 1 / b;
         o->cut[k] = 6 * b;
-        for (int c = 0; c < 3; c++) o->c[k][c] = w->A[c] * wa / (b * b);
+        for (int c = 0; c < 3; c++) {
+            o->c[k][c] = w->A[c] * wa / (b * b);
+            o->A[k][c] = w->A[c];
+        }
         o->lo = fmin(o->lo, o->th[k] - 3.5 * b); /* first wave's start */
         o->hi = fmax(o->hi, o->th[k] + 3.5 * b); /* last wave's end */
     }
@@ -499,7 +508,7 @@ static void to_phase(const morph *m, double wa, ode_morph *o) {
 
 /* the integration's state besides (θ, z): the morphology, speeds and gap, and
    the last step's stage-4 phase and wave sum */
-typedef struct { const ode_morph *m; double wa, wg, g0, g1; const ode_morph *last_m; double last_th, last_F[3]; } ode_ctx;
+typedef struct { const ode_morph *m; double wa, wg, g0, g1; const ode_morph *last_m; double last_th, last_F[6]; } ode_ctx;
 
 /* ω at phase th ∈ (-π, π]: ω_g inside the gap [g0, g1) (phase in [0, 2π)), else ω_a */
 static double speed(const ode_ctx *x, double th) {
@@ -508,26 +517,30 @@ static double speed(const ode_ctx *x, double th) {
 }
 static double wrap(double th) { return th > PI ? th - 2 * PI : th; }
 
-/* the wave sum at phase th: F = Σ_i c_i Δθ_i exp(−Δθ_i² / 2b_i²) */
-static void wave_sum(const ode_morph *m, double th, double F[3]) {
-    F[0] = F[1] = F[2] = 0;
+/* the wave sums at phase th: F = Σ_i c_i Δθ_i exp(−Δθ_i² / 2b_i²) and the
+   waveform Z = Σ_i A_i exp(−Δθ_i² / 2b_i²), whose derivative along θ is −F / ω_a */
+static void wave_sum(const ode_morph *m, double th, double F[6]) {
+    for (int c = 0; c < 6; c++) F[c] = 0;
     for (int i = 0; i < m->n; i++) {
         double d = th - m->th[i];
         if (d > PI) d -= 2 * PI;
         else if (d < -PI) d += 2 * PI;
         if (fabs(d) >= m->cut[i]) continue;
-        double u = d * m->ib[i], g = d * exp(-0.5 * u * u);
-        for (int c = 0; c < 3; c++) F[c] += m->c[i][c] * g;
+        double u = d * m->ib[i], g = exp(-0.5 * u * u), dg = d * g;
+        for (int c = 0; c < 3; c++) {
+            F[c] += m->c[i][c] * dg;
+            F[3 + c] += m->A[i][c] * g;
+        }
     }
 }
 
 /* one RK4 step of (θ, z) over dt; returns the new θ, wrapped to (-π, π].
-   The z-equation is dz/dt = −(ω/ω_a) F(θ) − λ z: θ's stages need no z, so
+   The z-equation is dz/dt = −(ω/ω_a) F(θ) − λ (z − Z(θ)): θ's stages need no z, so
    the wave sums F of the four stages are computed first. Where two stage
    phases are the same number (stages 2 and 3 at constant ω; this step's
    start and the last step's stage 4 often), the sum is computed once. */
 static double rk4(ode_ctx *x, double th, double *z, double dt) {
-    double ths[4], w[4], F[4][3];
+    double ths[4], w[4], F[4][6];
     ths[0] = th;
     w[0] = speed(x, th);
     ths[1] = wrap(th + 0.5 * dt * w[0]);
@@ -548,10 +561,10 @@ static double rk4(ode_ctx *x, double th, double *z, double dt) {
     double k1[3], k2[3], k3[3], k4[3];
     for (int c = 0; c < 3; c++) {
         double r0 = w[0] / x->wa, r1 = w[1] / x->wa, r2 = w[2] / x->wa, r3 = w[3] / x->wa;
-        k1[c] = -r0 * F[0][c] - BASELINE_PULL * z[c];
-        k2[c] = -r1 * F[1][c] - BASELINE_PULL * (z[c] + 0.5 * dt * k1[c]);
-        k3[c] = -r2 * F[2][c] - BASELINE_PULL * (z[c] + 0.5 * dt * k2[c]);
-        k4[c] = -r3 * F[3][c] - BASELINE_PULL * (z[c] + dt * k3[c]);
+        k1[c] = -r0 * F[0][c] - BASELINE_PULL * (z[c] - F[0][3 + c]);
+        k2[c] = -r1 * F[1][c] - BASELINE_PULL * (z[c] + 0.5 * dt * k1[c] - F[1][3 + c]);
+        k3[c] = -r2 * F[2][c] - BASELINE_PULL * (z[c] + 0.5 * dt * k2[c] - F[2][3 + c]);
+        k4[c] = -r3 * F[3][c] - BASELINE_PULL * (z[c] + dt * k3[c] - F[3][3 + c]);
         z[c] += dt / 6 * (k1[c] + 2 * k2[c] + 2 * k3[c] + k4[c]);
     }
     return wrap(th + dt / 6 * (w[0] + 2 * w[1] + 2 * w[2] + w[3]));
@@ -736,10 +749,12 @@ static int simulate(const ewb_sim_config *cfg, float *ecg_out, float *clean_out,
 
     double *dip = calloc((size_t)(3 * n), sizeof *dip); /* (3, n) dipole, mV */
     double th0 = -PI * (0.2 + 0.6 * rng_u(&rng));
-    double z[3] = {0, 0, 0};
+    double z[3], z0[6];
+    wave_sum(&om[0], th0, z0); /* start on the waveform: the baseline is 0 from the first sample */
+    for (int c = 0; c < 3; c++) z[c] = z0[3 + c];
     int cur = 0, next = 0, cap = 16, nb = 0;
     beat *beats = malloc(sizeof *beats * (size_t)cap);
-    ode_ctx ctx = {&om[0], wa, wa, 0, 0, NULL, 0, {0, 0, 0}};
+    ode_ctx ctx = {&om[0], wa, wa, 0, 0, NULL, 0, {0}};
     double gmid = -1, prev_th = th0, pending = 0, t_first = NAN;
     int64_t runin = (int64_t)(0.3 * fs);
     for (int64_t k = -runin; k < n; k++) {

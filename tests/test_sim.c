@@ -532,6 +532,57 @@ static void test_noise(void) {
     rec_free(&base);
 }
 
+/* ---- the baseline ----
+   Every record starts on its baseline and stays there: in lead II the PR
+   segment (QRS onset - 20 ms) of every beat is within 0.02 mV of the rest
+   level 0 and moves by less than 0.01 mV over the record, and the median of
+   the record is within 0.03 mV of the PR-segment level where the TP segment is
+   long enough to hold the median (up to 80 bpm; above, P and T fill most of
+   the cycle and raise it). */
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+static void test_baseline(void) {
+    const double hrs[6] = {45, 60, 72, 80, 100, 130};
+    double worst_pr = 0, worst_drift = 0, worst_med = 0;
+    for (int h = 0; h < 6; h++)
+        for (uint64_t seed = 1; seed <= 6; seed++) {
+            ewb_sim_config c = cond();
+            c.hr_mean = hrs[h];
+            c.seed = seed;
+            c.index = seed * 7;
+            rec r;
+            if (rec_make(&r, c)) continue;
+            const float *ii = r.x + r.n;
+            double sum = 0, first = NAN, last = NAN;
+            int m = 0;
+            for (int64_t b = 0; b < r.nb; b++) {
+                int64_t k = r.w[b * 9 + 3] - 10;
+                if (r.w[b * 9 + 8] != 0 || r.w[b * 9 + 3] < 0 || k < 0) continue;
+                worst_pr = fmax(worst_pr, fabs(ii[k]));
+                if (isnan(first)) first = ii[k];
+                last = ii[k];
+                sum += ii[k];
+                m++;
+            }
+            worst_drift = fmax(worst_drift, fabs(last - first));
+            if (hrs[h] <= 80) {
+                float *v = malloc(sizeof *v * (size_t)r.n);
+                memcpy(v, ii, sizeof *v * (size_t)r.n);
+                qsort(v, (size_t)r.n, sizeof *v, cmp_float);
+                double med = (v[r.n / 2 - 1] + v[r.n / 2]) / 2;
+                worst_med = fmax(worst_med, fabs(med - sum / m));
+                free(v);
+            }
+            rec_free(&r);
+        }
+    fprintf(stderr, "baseline: PR level within %.4f mV of 0, drift %.4f mV, |median - PR| %.4f mV\n", worst_pr, worst_drift, worst_med);
+    CHECK(worst_pr < 0.02, "PR segment in II within %g mV of 0 (36 records, 45-130 bpm)", worst_pr);
+    CHECK(worst_drift < 0.01, "PR segment moves by %g mV over a record", worst_drift);
+    CHECK(worst_med < 0.03, "median of II within %g mV of the PR segment (24 records, 45-80 bpm)", worst_med);
+}
+
 /* ---- reproducibility and the batch API ---- */
 
 static void test_batch(void) {
@@ -691,6 +742,7 @@ int main(void) {
     FAILS(ewb_sim_ecg(&c, &o, NULL), "seconds must be in (0, 3600]");
     test_conditions();
     test_noise();
+    test_baseline();
     test_batch();
     test_errors();
     ewb_tensor *list[] = {e, r, e2, r2, e3, r3, e4, r4};
