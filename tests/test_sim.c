@@ -532,6 +532,32 @@ static void test_noise(void) {
     rec_free(&base);
 }
 
+/* the ziggurat behind the muscle noise: moments and tails of a standard normal */
+static void test_normals(void) {
+    int64_t n = 4000000;
+    double *x = malloc(sizeof *x * (size_t)n), m[5] = {0};
+    ewb_sim_normals(x, n, 3);
+    int64_t over[4] = {0};
+    const double at[4] = {1, 2, 3, 3.442619855899}; /* 3.44: the ziggurat's tail start */
+    for (int64_t i = 0; i < n; i++) {
+        double v = x[i], p = 1;
+        for (int k = 1; k <= 4; k++) { p *= v; m[k] += p / n; }
+        for (int k = 0; k < 4; k++) over[k] += fabs(v) > at[k];
+    }
+    double sd = sqrt(m[2] - m[1] * m[1]);
+    /* the standard errors at n = 4e6: mean 5e-4, variance 7e-4, skewness 1.2e-3, kurtosis 2.4e-3 */
+    CHECK(fabs(m[1]) < 0.003 && fabs(m[2] - 1) < 0.004 && fabs(m[3]) < 0.007 && fabs(m[4] - 3) < 0.015,
+          "normals: mean %g, variance %g, third moment %g, fourth %g", m[1], m[2], m[3], m[4]);
+    int tails_ok = 1;
+    for (int k = 0; k < 4; k++) {
+        double want = erfc(at[k] / sqrt(2.0)) * n, got = (double)over[k];
+        if (fabs(got - want) > 5 * sqrt(want)) tails_ok = 0;
+        fprintf(stderr, "normals: P(|x| > %.2f) = %.6f (normal %.6f)\n", at[k], got / n, want / n);
+    }
+    CHECK(tails_ok && sd > 0.99, "normals: tail fractions within 5 standard errors");
+    free(x);
+}
+
 /* ---- the baseline ----
    Every record starts on its baseline and stays there: in lead II the PR
    segment (QRS onset - 20 ms) of every beat is within 0.02 mV of the rest
@@ -743,6 +769,7 @@ int main(void) {
     test_conditions();
     test_noise();
     test_baseline();
+    test_normals();
     test_batch();
     test_errors();
     ewb_tensor *list[] = {e, r, e2, r2, e3, r3, e4, r4};
