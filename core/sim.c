@@ -598,6 +598,10 @@ static int check_config(const ewb_sim_config *c, const char *op) {
     if (c->low_voltage_mv != 0 && !(c->low_voltage_mv > 0 && c->low_voltage_mv < 0.5))
         return ewb_error("%s: low_voltage_mv must be 0 or in (0, 0.5) mV, got %g", op, c->low_voltage_mv);
     if (c->low_voltage_mv > 0 && c->lvh_mv > 0) return ewb_error("%s: low_voltage_mv and lvh_mv exclude each other", op);
+    /* with the QRS turned far from V1 and V5-V6, scaling it to the Sokolow-Lyon index
+       makes the limb leads 8-40 mV (at -78 and +135 deg; 6 mV at -60 and +80) */
+    if (c->lvh_mv > 0 && c->set_axis && !(c->axis_deg >= -60 && c->axis_deg <= 75))
+        return ewb_error("%s: lvh_mv needs a frontal axis in [-60, 75] deg, got %g", op, c->axis_deg);
     if (c->noise < 0 || c->noise > 15) return ewb_error("%s: noise must be a mask of EWB_SIM_NOISE_* (0-15), got %d", op, c->noise);
     const double snr[4] = {c->snr_bw, c->snr_pl, c->snr_emg, c->snr_em};
     const char *nm[4] = {"snr_bw", "snr_pl", "snr_emg", "snr_em"};

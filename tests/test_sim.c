@@ -666,6 +666,8 @@ static void test_errors(void) {
     c = cond(); c.lvh_mv = 2; FAILS(ewb_sim_record(&c, &o, NULL, NULL, NULL, NULL), "lvh_mv must be 0 or in [3.5, 8] mV, got 2");
     c = cond(); c.low_voltage_mv = 0.7; FAILS(ewb_sim_record(&c, &o, NULL, NULL, NULL, NULL), "low_voltage_mv must be 0 or in (0, 0.5)");
     c = cond(); c.low_voltage_mv = 0.3; c.lvh_mv = 4; FAILS(ewb_sim_record(&c, &o, NULL, NULL, NULL, NULL), "exclude each other");
+    c = cond(); c.lvh_mv = 4; c.set_axis = 1; c.axis_deg = 135; FAILS(ewb_sim_record(&c, &o, NULL, NULL, NULL, NULL), "lvh_mv needs a frontal axis in [-60, 75] deg, got 135");
+    c = cond(); c.lvh_mv = 4; c.set_axis = 1; c.axis_deg = -70; FAILS(ewb_sim_record(&c, &o, NULL, NULL, NULL, NULL), "got -70");
     c = cond(); c.set_axis = 1; c.axis_deg = 200; FAILS(ewb_sim_record(&c, &o, NULL, NULL, NULL, NULL), "axis_deg must be in [-180, 180]");
     c = cond(); c.noise = 2; c.snr_pl = 200; FAILS(ewb_sim_record(&c, &o, NULL, NULL, NULL, NULL), "snr_pl must be in [-20, 80] dB, got 200");
     c = cond(); c.pl_hz = 55; FAILS(ewb_sim_record(&c, &o, NULL, NULL, NULL, NULL), "pl_hz must be 50 or 60");
