@@ -303,6 +303,112 @@ const char *ewb_sim_label_name(int k);
 const char *ewb_lead_name(int i);
 /* ECGSYN's RR tachogram alone: n RR intervals (s) sampled at 1 Hz */
 int ewb_sim_rr(ewb_tensor **out, int64_t n, double hr_mean, double hr_std, double lf_hf, uint64_t seed);
+/* ---- tokenizer (core/tokenizer.c) ---- */
+/* Byte-level BPE in the GPT-2 manner. Text is split into special tokens
+   (matched first, longest first, never split) and, between them, words
+   (GPT-2's pre-tokenisation, hand-written: see core/tokenizer.c); each word's
+   bytes are merged by the learned merges, lowest merge first. Ids: 0..255
+   are the bytes, 256 + i is merge i (in the order learned), and the special
+   tokens follow the merges in the order they were added, so
+   vocab size = 256 + merges + specials. Conventional specials: "<pad>"
+   (batch padding), "<bos>" and "<eos>" (EWB_TOK_BOS / EWB_TOK_EOS), "<ecg>",
+   "<gen>". Decoding concatenates token bytes, so decode(encode(s)) == s for
+   any bytes s (specials decode to their own text). */
+typedef struct ewb_tokenizer ewb_tokenizer;
+enum {
+    EWB_TOK_BOS = 1,            /* encode: prepend <bos> */
+    EWB_TOK_EOS = 2,            /* encode: append <eos> */
+    EWB_TOK_NO_SPECIAL = 4,     /* encode: special-token text is plain text */
+    EWB_TOK_PAD_LEFT = 8,       /* encode_batch: pad on the left (for generation) */
+    EWB_TOK_SKIP_SPECIAL = 16   /* decode: leave special tokens out */
+};
+/* no merges yet; specials: n distinct non-empty strings (may be NULL if n == 0) */
+int ewb_tokenizer_new(ewb_tokenizer **out, const char *const *specials, int64_t n);
+void ewb_tokenizer_free(ewb_tokenizer *tk);   /* NULL is fine */
+/* appends a special token; *id (may be NULL) gets its id */
+int ewb_tokenizer_add_special(ewb_tokenizer *tk, const char *s, int64_t *id);
+/* learns merges from n texts (lens[i] bytes, or NUL-terminated if lens is
+   NULL) until 256 + merges + specials == vocab_size, or no pair of symbols is
+   left; replaces earlier merges. Greedy by pair count over the corpus; ties go
+   to the pair with the smaller (left id, right id). Deterministic. */
+int ewb_tokenizer_train(ewb_tokenizer *tk, const char *const *texts, const int64_t *lens, int64_t n,
+                        int64_t vocab_size);
+int64_t ewb_tokenizer_vocab_size(const ewb_tokenizer *tk);
+int64_t ewb_tokenizer_num_merges(const ewb_tokenizer *tk);
+int64_t ewb_tokenizer_num_specials(const ewb_tokenizer *tk);
+/* merge i (0-based) joins tokens *left and *right into token 256 + i */
+int ewb_tokenizer_merge(const ewb_tokenizer *tk, int64_t i, int64_t *left, int64_t *right);
+/* error "unknown special token" if s is not one */
+int ewb_tokenizer_special_id(const ewb_tokenizer *tk, const char *s, int64_t *id);
+/* the bytes of token id (not NUL-terminated; valid until the tokenizer changes) */
+int ewb_tokenizer_token(const ewb_tokenizer *tk, int64_t id, const char **bytes, int64_t *len);
+/* the lowest id whose bytes are exactly these, or -1 */
+int64_t ewb_tokenizer_token_id(const ewb_tokenizer *tk, const char *bytes, int64_t len);
+/* ids (n) i64; len < 0: NUL-terminated; flags EWB_TOK_BOS | EWB_TOK_EOS | EWB_TOK_NO_SPECIAL */
+int ewb_tokenizer_encode(const ewb_tokenizer *tk, const char *text, int64_t len, int flags, ewb_tensor **out);
+/* ids (n, T) i64 and mask (n, T) bool (1 = token, 0 = padding); T = max_len if
+   max_len > 0 (longer encodings are cut to their first T ids), else the
+   longest encoding. Padding is <pad>'s id, or 0 without a <pad>. lens may be
+   NULL (NUL-terminated texts). flags as encode, plus EWB_TOK_PAD_LEFT. */
+int ewb_tokenizer_encode_batch(const ewb_tokenizer *tk, const char *const *texts, const int64_t *lens,
+                               int64_t n, int64_t max_len, int flags, ewb_tensor **ids, ewb_tensor **mask);
+/* the bytes of ids (any shape, i64 or i32, read in row-major order) into buf;
+   *needed = their length. buf is written only when n >= *needed (no NUL added).
+   flags: EWB_TOK_SKIP_SPECIAL */
+int ewb_tokenizer_decode(const ewb_tokenizer *tk, const ewb_tensor *ids, int flags, char *buf, int64_t n,
+                         int64_t *needed);
+/* a text file: "ecgwb-bpe 1", the specials, the merges as id pairs, a checksum (format in core/tokenizer.c) */
+int ewb_tokenizer_save(const ewb_tokenizer *tk, const char *file);
+int ewb_tokenizer_load(ewb_tokenizer **out, const char *file);
+/* the pre-tokenisation alone: end offsets of the words of text (no special
+   tokens); the first cap go to ends (may be NULL), *n = the number of words */
+int ewb_pretokenize(const char *text, int64_t len, int64_t *ends, int64_t cap, int64_t *n);
+/* (end of tokenizer) */
+/* ---- metrics (core/metrics.c) ---- */
+/* Evaluation metrics whose heavy numeric parts are in C; lua/ecgwb/metrics.lua
+   (wb.metrics) adds the text metrics and documents every definition.
+   Classification: scores (N) or (N, L) f32; labels the same shape, any dtype,
+   nonzero = positive. out holds one double per label (column). */
+/* AUROC as sklearn's roc_auc_score: Mann-Whitney U with average ranks for
+   ties; NaN for a label whose N labels are all one class */
+int ewb_auroc(ewb_tensor *scores, ewb_tensor *labels, double *out);
+/* average precision as sklearn's average_precision_score: sum over distinct
+   thresholds (descending) of (R_k - R_{k-1}) * P_k; NaN without positives */
+int ewb_average_precision(ewb_tensor *scores, ewb_tensor *labels, double *out);
+/* per label tp, fp, fn, tn (L, 4 int64) with predicted positive = score >= threshold */
+int ewb_binary_counts(ewb_tensor *scores, ewb_tensor *labels, double threshold, int64_t *counts);
+/* (k, k) i64: rows the true class, columns the predicted one; target and
+   pred (N) i32/i64 classes in [0, k) */
+int ewb_confusion_matrix(ewb_tensor *target, ewb_tensor *pred, int64_t k, ewb_tensor **out);
+/* Eigen-decomposition of a symmetric n x n matrix a (row-major, doubles,
+   destroyed): w (n) the eigenvalues ascending; v (n, n) row-major with the
+   eigenvectors as COLUMNS (v may be NULL). ewb_sym_eig: Householder
+   tridiagonalisation + implicit QL (EISPACK tred2/tql2), returns 0;
+   ewb_sym_eig_jacobi: cyclic Jacobi rotations in parallel round-robin
+   order, slower (about 10 n^3 flops a sweep) and the most accurate, returns
+   the sweeps used. Both return -1 on error. */
+int ewb_sym_eig(double *a, int64_t n, double *w, double *v);
+int ewb_sym_eig_jacobi(double *a, int64_t n, double *w, double *v);
+/* x (N, D) f32 -> mean (D) and unbiased covariance (D, D) (N-1 divisor, as
+   numpy.cov) in doubles; cov may be NULL */
+int ewb_mean_cov(ewb_tensor *x, double *mean, double *cov);
+/* Frechet distance between N(mu1, s1) and N(mu2, s2), d dims:
+   |mu1-mu2|^2 + tr s1 + tr s2 - 2 tr sqrt(sqrt(s1) s2 sqrt(s1)) */
+int ewb_frechet_distance(const double *mu1, const double *s1, const double *mu2, const double *s2,
+                         int64_t d, double *out);
+/* FID between two sets of embeddings a (N1, D), b (N2, D) f32 */
+int ewb_fid(ewb_tensor *a, ewb_tensor *b, double *out);
+/* k-NN precision and recall (Kynkaanniemi et al. 2019): real (N1, D),
+   fake (N2, D) f32, Euclidean distances, radius = distance to the k-th
+   nearest other sample of the same set, inside = distance <= radius */
+int ewb_knn_precision_recall(ewb_tensor *real, ewb_tensor *fake, int k, double *precision, double *recall);
+/* rows of a, b (N, D) f32: mean over rows of max(w * cos(a_i, b_i), 0) */
+int ewb_clip_score(ewb_tensor *a, ewb_tensor *b, double w, double *out);
+/* ecg (..., 12, T) f32 in lead order I II III aVR aVL aVF V1..V6:
+   mean |I + III - II| and mean |aVR + aVL + aVF| over all samples (mV) */
+int ewb_einthoven_error(ewb_tensor *ecg, double *limb, double *augmented);
+/* (end of metrics) */
+
 /* ---- WFDB records and annotations (core/wfdb.c) ---- */
 /* PhysioNet's WFDB format: a text header (record.hea) and binary signal files;
    MIT annotation files (record.atr). Digital samples are i32; an invalid
@@ -588,6 +694,49 @@ int ewb_plot_lines(const ewb_plot_series *series, int nseries, const ewb_plot_ch
 /* (end of figures) */
 
 /* ---- event loop, jobs, checkpoints (core/loop.c, core/checkpoint.c) ---- */
+/* The loop (libuv) lives on the thread that runs the Lua scheduler
+   (lua/ecgwb/loop.lua). Nothing calls into Lua: timers and finished work
+   queue (kind, id) events that the scheduler drains with ewb_loop_next_event. */
+enum { EWB_EVENT_TIMER = 1, EWB_EVENT_WORK = 2 };
+typedef struct ewb_event { int kind; int status; int64_t id; } ewb_event;
+int ewb_loop_run(int wait);              /* one libuv iteration; wait = 1 blocks until something happens */
+int ewb_loop_next_event(ewb_event *ev);  /* 1 and the oldest event, or 0 if none */
+void ewb_loop_wakeup(void);              /* ends a blocked ewb_loop_run; async-signal-safe */
+/* Ctrl-C: the host notes each one (async-signal-safe); the scheduler takes it
+   and delivers it to the foreground at a safe point. foreground = 1 while the
+   foreground's own Lua code runs, 0 while the scheduler waits or runs tasks */
+void ewb_loop_set_foreground(int flag);
+int ewb_loop_foreground(void);
+int ewb_loop_note_interrupt(void);       /* the number of Ctrl-Cs not yet taken */
+int ewb_loop_take_interrupt(void);       /* 1 if any was noted, and clears them */
+typedef struct ewb_timer ewb_timer;
+/* EWB_EVENT_TIMER with id after ms, then every repeat_ms (0: once) */
+int ewb_timer_start(ewb_timer **out, int64_t id, double ms, double repeat_ms);
+void ewb_timer_free(ewb_timer *t);       /* stops it; NULL is fine */
+/* slow C work on the one worker thread, in submission order; EWB_EVENT_WORK
+   with id (and status 0 or -1) when done */
+enum { EWB_WORK_SLEEP = 0, EWB_WORK_H5_READ = 1, EWB_WORK_H5_WRITE = 2, EWB_WORK_SIM_BATCH = 3,
+       EWB_WORK_CALL = 4 };
+enum { EWB_WORK_QUEUED = 0, EWB_WORK_RUNNING = 1, EWB_WORK_DONE = 2 };
+typedef struct ewb_work_params {
+    int kind;
+    double ms;              /* SLEEP: milliseconds on the worker */
+    const char *file;       /* H5_READ, H5_WRITE: copied at submit */
+    const char *name;       /* H5_READ, H5_WRITE: dataset path, copied */
+    ewb_tensor *tensor;     /* H5_WRITE: retained until the work is freed */
+    int truncate;           /* H5_WRITE */
+    ewb_sim_config sim;     /* SIM_BATCH: records sim.index .. sim.index + count - 1 */
+    int64_t count;          /* SIM_BATCH: result f32 (count, 12, L) */
+    int (*fn)(void *arg);   /* CALL: a C function (never Lua), 0 or -1 + ewb_last_error */
+    void *arg;              /* CALL: owned by the caller until the work is done */
+} ewb_work_params;
+typedef struct ewb_work ewb_work;
+int ewb_work_submit(ewb_work **out, const ewb_work_params *p, int64_t id);
+int ewb_work_state(ewb_work *w);                     /* EWB_WORK_QUEUED, _RUNNING, _DONE */
+int ewb_work_result(ewb_work *w, ewb_tensor **out);  /* once done: its status (error message
+                                                        in ewb_last_error), *out its tensor or NULL */
+int ewb_work_cancel(ewb_work *w);                    /* 1 if it was still queued (no event comes) */
+void ewb_work_free(ewb_work *w);                     /* cancels if queued; safe while running */
 
 
 /* -- checkpoints (core/checkpoint.c): a bag of named tensors and string

@@ -6,4 +6,6 @@ void host_install(lua_State *L); /* SIGINT handling; call once, on the main thre
 int host_run_string(lua_State *L, const char *code, const char *chunkname);
 int host_run_file(lua_State *L, const char *path, int nargs, char **args);
 int host_repl(lua_State *L);
+void host_keep_tasks(int flag); /* -i: scripts leave their tasks to the REPL */
+struct uv_loop_s *ewb_loop_uv(void); /* core/loop.c: the loop, for the REPL's stdin */
 #endif

@@ -66,6 +66,7 @@ int main(int argc, char **argv) {
     for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1]; i++) { /* up to the script */
         if (!strcmp(argv[i], "--")) break;
         if (!strcmp(argv[i], "-e")) i++;
+        else if (!strcmp(argv[i], "-i")) interactive = 1;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
         if (!strcmp(argv[i], "--version")) { printf("ecgwb %s (%s)\n", ewb_version(), LUAJIT_VERSION); return 0; }
     }
@@ -74,6 +75,7 @@ int main(int argc, char **argv) {
     luaL_openlibs(L);
     set_paths(L);
     host_install(L);
+    host_keep_tasks(interactive);
     for (i = 1; i < argc && rc == 0; i++) {
         if (!strcmp(argv[i], "-i")) interactive = 1;
         else if (!strcmp(argv[i], "-e")) {

@@ -5,6 +5,15 @@
  * traceback. On a terminal it uses libedit (line editing, history in
  * ~/.ecgwb_history); from a pipe it reads plain lines and prints no prompts.
  *
+ * Scripts and -e code run as the main task of the event loop
+ * (lua/ecgwb/loop.lua), which ends when no task is left to run. While the
+ * REPL waits for a line it runs the loop: stdin is a libuv poll handle
+ * (libedit's callback interface on a terminal, plain reads from a pipe), so
+ * background jobs (wb.run) train between keystrokes and a command is read
+ * as soon as the running task yields. A chunk typed at the REPL runs in the
+ * foreground, outside the loop; the loop's tasks wait until it returns (or
+ * until it waits itself: wb.sleep, wb.await, job:wait).
+ *
  * Ctrl-C while Lua runs: as in lua.c, the SIGINT handler sets a count hook and
  * the hook raises "interrupted". JIT-compiled code never checks hooks, so a
  * chunk typed at the REPL runs with the JIT off for itself and the functions
@@ -15,6 +24,10 @@
  * code nor calls an op cannot be interrupted: a second Ctrl-C says so, a
  * third ends the process. The error can be caught like any other (by
  * pcall, or coroutine.resume). Ctrl-C at the prompt drops the line.
+ * While the scheduler runs or waits, or a background task runs, the hook is
+ * not set: the Ctrl-C is only noted (ewb_loop_note_interrupt) and the
+ * scheduler raises it in the foreground at its next safe point, so it never
+ * lands in a background job.
  *
  * The lua_State is touched only on the main thread: a SIGINT delivered to
  * another thread (OpenMP workers) is forwarded to the main thread. */
@@ -32,19 +45,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <uv.h>
 #include <wchar.h>
 
 static lua_State *hook_L;                  /* the state the SIGINT handler hooks */
 static pthread_t main_thread;
 static volatile sig_atomic_t running;      /* Lua code is running under docall */
-static volatile sig_atomic_t pending;      /* Ctrl-Cs not yet seen by the hook */
 static volatile sig_atomic_t sigint_seen;  /* any Ctrl-C, cleared at each prompt */
 static volatile sig_atomic_t winch_seen;
 
 static void stop_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
-    pending = 0;
+    ewb_loop_take_interrupt();
     ewb_set_interrupt(0); /* one Ctrl-C, one error */
     luaL_error(L, "interrupted");
 }
@@ -52,20 +65,27 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
 static void on_sigint(int sig) {
     static const char msg[] = "\necgwb: still running (a long C call, or a JIT-compiled "
                               "loop, which cannot be interrupted); Ctrl-C again quits\n";
+    static const char bg_msg[] = "\necgwb: a background task does not yield to the loop; "
+                                 "Ctrl-C again quits\n";
     if (!pthread_equal(pthread_self(), main_thread)) {
         pthread_kill(main_thread, sig);
         return;
     }
     sigint_seen = 1;
-    if (!running) return;
-    pending++;
-    if (pending == 1) {
+    /* counts Ctrl-Cs until the scheduler or the hook takes them; wakes the loop */
+    int n = ewb_loop_note_interrupt();
+    if (n == 1) {
         /* the hook stops interpreted code; the core's flag stops the next op,
-           which also reaches JIT-compiled loops that call ops */
-        lua_sethook(hook_L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
-        ewb_set_interrupt(1);
-    } else if (pending == 2) {
-        if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {}
+           which also reaches JIT-compiled loops that call ops. Only in the
+           foreground's own code: the scheduler delivers the rest. */
+        if (running && ewb_loop_foreground()) {
+            lua_sethook(hook_L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+            ewb_set_interrupt(1);
+        }
+    } else if (n == 2) {
+        const char *m = running ? msg : bg_msg;
+        size_t len = running ? sizeof msg - 1 : sizeof bg_msg - 1;
+        if (write(STDERR_FILENO, m, len) < 0) {}
     } else {
         signal(SIGINT, SIG_DFL);
         raise(SIGINT);
@@ -105,13 +125,15 @@ static int docall(lua_State *L, int nargs, int nres) {
     int base = lua_gettop(L) - nargs;
     lua_pushcfunction(L, traceback);
     lua_insert(L, base);
-    pending = 0;
+    ewb_loop_take_interrupt();
+    ewb_loop_set_foreground(1);
     running = 1;
     int rc = lua_pcall(L, nargs, nres, base);
     running = 0;
     lua_sethook(L, NULL, 0, 0); /* a Ctrl-C that came too late to be seen */
     ewb_set_interrupt(0);
-    pending = 0;
+    ewb_loop_take_interrupt();
+    ewb_loop_set_foreground(1);
     lua_remove(L, base);
     fflush(stdout);
     if (rc != 0) {
@@ -123,13 +145,40 @@ static int docall(lua_State *L, int nargs, int nres) {
     return rc;
 }
 
+static int keep_tasks; /* the REPL follows: scripts leave their tasks running */
+
+void host_keep_tasks(int flag) { keep_tasks = flag; }
+
+/* runs the function under the nargs arguments on the stack as the main task
+ * of the event loop (ecgwb.loop._main), which also runs the tasks it starts
+ * until none is left (unless the REPL follows). Returns 0 or 1. Without the
+ * Lua library (not found), the function is called directly. */
+static int run_main(lua_State *L, int nargs) {
+    int fn = lua_gettop(L) - nargs;
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "ecgwb.loop");
+    if (lua_pcall(L, 1, 1, 0) != 0 || !lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return docall(L, nargs, 0) ? 1 : 0;
+    }
+    lua_getfield(L, -1, "_main");
+    lua_remove(L, -2);
+    lua_insert(L, fn);                 /* _main, fn, args */
+    lua_pushboolean(L, !keep_tasks);
+    lua_insert(L, fn + 1);             /* _main, wait_all, fn, args */
+    if (docall(L, nargs + 2, 1) != 0) return 1;
+    int ok = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return ok ? 0 : 1;
+}
+
 int host_run_string(lua_State *L, const char *code, const char *chunkname) {
     if (luaL_loadbuffer(L, code, strlen(code), chunkname) != 0) {
         fprintf(stderr, "%s\n", lua_tostring(L, -1));
         lua_pop(L, 1);
         return 1;
     }
-    return docall(L, 0, 0) ? 1 : 0;
+    return run_main(L, 0);
 }
 
 /* runs a script (path "-" is stdin); `arg` is already set, args go to `...` */
@@ -140,12 +189,13 @@ int host_run_file(lua_State *L, const char *path, int nargs, char **args) {
         return 1;
     }
     for (int i = 0; i < nargs; i++) lua_pushstring(L, args[i]);
-    return docall(L, nargs, 0) ? 1 : 0;
+    return run_main(L, nargs);
 }
 
 /* ---- reading lines ---- */
 
 static int tty;                 /* stdin is a terminal: libedit, prompts, history */
+static int input_eof;           /* stdin ended */
 static char history_path[4096];
 
 static void save_history(void) {
@@ -169,7 +219,7 @@ static int tty_getc(FILE *f) {
         }
         ssize_t r = read(STDIN_FILENO, buf + n, 1);
         if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
+        if (r <= 0) { input_eof = 1; return -1; }
         if (buf[n] == 0) buf[n] = 4; /* a ^D typed while code ran, which the
                                         terminal turned into a NUL: still ^D */
         n++;
@@ -203,8 +253,9 @@ static void tty_setup(void) {
     }
 }
 
-/* one line without its newline (malloc'd), or NULL at the end of input */
-static char *read_line(const char *prompt) {
+/* one line without its newline (malloc'd), or NULL at the end of input,
+ * read without the loop (stdin cannot be polled: a regular file) */
+static char *read_line_blocking(const char *prompt) {
     if (tty) {
         char *line = readline(prompt);
         if (line && *line && !sigint_seen) add_history(line);
@@ -215,6 +266,121 @@ static char *read_line(const char *prompt) {
     ssize_t n = getline(&line, &cap, stdin);
     if (n < 0) { free(line); return NULL; }
     if (n > 0 && line[n - 1] == '\n') line[n - 1] = 0;
+    return line;
+}
+
+/* reading through the loop: a libuv poll on stdin; on a terminal each
+ * readable byte goes to libedit (rl_callback_read_char), from a pipe bytes
+ * are split into lines here */
+static lua_State *repl_L;
+static uv_poll_t stdin_poll;
+static int poll_ok;             /* stdin_poll works (stdin is a tty, pipe or socket) */
+static char *got_line;          /* the line read, once have_line */
+static int have_line;
+static char *inbuf;             /* pipe: bytes read, not yet a whole line */
+static size_t inlen, incap;
+
+static void on_tty_line(char *line) {  /* libedit: a whole line, or NULL at ^D */
+    rl_callback_handler_remove();
+    if (line && *line && !sigint_seen) add_history(line);
+    got_line = line;
+    have_line = 1;
+    if (!line) input_eof = 1;
+}
+
+/* a whole line from inbuf, if there is one (or the rest at the end of input) */
+static int take_pipe_line(void) {
+    char *nl = inlen ? memchr(inbuf, '\n', inlen) : NULL;
+    if (!nl && !(input_eof && inlen)) return 0;
+    size_t n = nl ? (size_t)(nl - inbuf) : inlen;
+    got_line = malloc(n + 1);
+    if (!got_line) { fprintf(stderr, "ecgwb: out of memory\n"); exit(1); }
+    memcpy(got_line, inbuf, n);
+    got_line[n] = 0;
+    size_t used = nl ? n + 1 : n;
+    memmove(inbuf, inbuf + used, inlen - used);
+    inlen -= used;
+    have_line = 1;
+    return 1;
+}
+
+static void on_stdin(uv_poll_t *h, int status, int events) {
+    (void)h;
+    if (tty) {
+        if (status < 0 || !(events & UV_READABLE)) { input_eof = 1; return; }
+        /* libedit takes one character per call: take all that have come,
+           so that a typed line does not wait one task step per character */
+        struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
+        do rl_callback_read_char();
+        while (!have_line && !input_eof && poll(&p, 1, 0) > 0 && (p.revents & POLLIN));
+        return;
+    }
+    if (status < 0) { input_eof = 1; return; }
+    if (incap - inlen < 4096) {
+        size_t cap = incap ? 2 * incap : 8192;
+        char *b = realloc(inbuf, cap);
+        if (!b) { fprintf(stderr, "ecgwb: out of memory\n"); exit(1); }
+        inbuf = b;
+        incap = cap;
+    }
+    ssize_t r = read(STDIN_FILENO, inbuf + inlen, incap - inlen);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN)) return;
+    if (r <= 0) input_eof = 1;
+    else inlen += (size_t)r;
+}
+
+/* one round of the loop while the prompt waits: ecgwb.loop's scheduler when
+ * it is loaded (its tasks run), else libuv alone */
+static void idle_tick(lua_State *L) {
+    int top = lua_gettop(L);
+    lua_getglobal(L, "package");
+    if (lua_istable(L, -1)) lua_getfield(L, -1, "loaded");
+    if (lua_istable(L, -1)) lua_getfield(L, -1, "ecgwb.loop");
+    if (lua_istable(L, -1)) lua_getfield(L, -1, "_tick");
+    if (lua_isfunction(L, -1)) {
+        lua_pushcfunction(L, traceback);
+        lua_insert(L, -2);
+        lua_pushboolean(L, 1);
+        if (lua_pcall(L, 1, 0, -3) != 0) {
+            fprintf(stderr, "ecgwb: the event loop failed: %s\n", lua_tostring(L, -1));
+            fflush(stderr);
+        }
+    } else {
+        ewb_loop_run(1);
+    }
+    lua_settop(L, top);
+    ewb_loop_take_interrupt(); /* at the prompt a Ctrl-C only drops the line */
+    ewb_loop_set_foreground(1);
+}
+
+/* one line without its newline (malloc'd), or NULL at the end of input;
+ * the loop runs while it waits */
+static char *read_line(const char *prompt) {
+    if (!poll_ok) {
+        char *line = read_line_blocking(prompt);
+        ewb_loop_take_interrupt();
+        return line;
+    }
+    if (!have_line && !(tty ? input_eof : input_eof && !inlen) && !(!tty && take_pipe_line())) {
+        if (tty) rl_callback_handler_install(prompt, on_tty_line);
+        uv_poll_start(&stdin_poll, UV_READABLE | UV_DISCONNECT, on_stdin);
+        while (!have_line && !input_eof) {
+            idle_tick(repl_L);
+            if (!tty && take_pipe_line()) break;
+            if (tty && sigint_seen && !have_line) {
+                /* Ctrl-C at the prompt: end the line (tty_getc gives '\n'
+                   while sigint_seen is set) so the REPL drops it */
+                rl_callback_read_char();
+            }
+        }
+        uv_poll_stop(&stdin_poll);
+        if (tty && !have_line) rl_callback_handler_remove();
+        if (!tty && !have_line) take_pipe_line(); /* the last line without '\n' */
+    }
+    if (!have_line) return NULL;
+    char *line = got_line;
+    got_line = NULL;
+    have_line = 0;
     return line;
 }
 
@@ -315,7 +481,10 @@ static char *append(char *chunk, const char *line) {
 
 int host_repl(lua_State *L) {
     char *line, *chunk = NULL;
+    uv_loop_t *loop = ewb_loop_uv();
     tty = isatty(STDIN_FILENO);
+    repl_L = L;
+    poll_ok = loop && uv_poll_init(loop, &stdin_poll, STDIN_FILENO) == 0;
     setvbuf(stdout, NULL, _IOLBF, 0); /* what a chunk prints shows up at once */
     if (tty) {
         tty_setup();
@@ -340,6 +509,13 @@ int host_repl(lua_State *L) {
         chunk = NULL;
     }
     free(chunk);
+    free(inbuf);
+    inbuf = NULL;
+    if (poll_ok) {
+        uv_close((uv_handle_t *)&stdin_poll, NULL);
+        ewb_loop_run(0);
+        poll_ok = 0;
+    }
     if (tty) putchar('\n');
     fflush(stdout);
     return 0;

@@ -12,6 +12,8 @@ training mean.
 ]]
 local wb = require "ecgwb"
 local nn, optim = wb.nn, wb.optim
+local opts = ...                 -- wb.run("recipes/hr_regression.lua", { steps = 100 }) from the REPL
+if type(opts) ~= "table" then opts = {} end
 
 local cfg = {
   seed = 1,
@@ -19,7 +21,7 @@ local cfg = {
   n_train = 1024, n_test = 256,
   conv_channels = 32, conv_layers = 3,      -- kernel 2, stride 2 each (ECG-FM uses 4 x 256)
   d_model = 64, nhead = 4, ff = 128, layers = 2,
-  batch = 32, steps = tonumber(arg and arg[1]) or 600, lr = 2e-3, warmup = 50, weight_decay = 0.01,
+  batch = 32, steps = opts.steps or tonumber(arg and arg[1]) or 600, lr = 2e-3, warmup = 50, weight_decay = 0.01,
 }
 wb.manual_seed(cfg.seed)
 
@@ -31,6 +33,7 @@ local function make_set(n, first_index)
     local hr = cfg.hr_min + (cfg.hr_max - cfg.hr_min) * u
     xs[i] = wb.sim.ecg { fs = cfg.fs, seconds = cfg.seconds, hr = hr, hr_std = 1, seed = cfg.seed, index = first_index + i }
     hrs[i] = hr
+    if i % 64 == 0 then wb.yield() end -- lets the REPL answer while a job simulates
   end
   return wb.stack(xs, 1), wb.tensor(hrs)
 end
@@ -92,6 +95,7 @@ for step = 1, cfg.steps do
   optim.clip_grad_norm(model:parameters(), 1.0)
   opt:set_lr(schedule(step))
   opt:step()
+  wb.report { step = step, total = cfg.steps, loss = loss:item() } -- job:metrics(); yields to the loop
   if step % 50 == 0 or step == 1 then
     print(string.format("step %4d/%d  loss %.4f  lr %.2e  %.1f steps/s", step, cfg.steps, loss:item(),
       schedule(step), step / (wb.now() - t0)))

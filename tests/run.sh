@@ -18,7 +18,8 @@ pass=0; fail=0; failed=""
 run() {
     name=$1; shift
     start=$(date +%s.%N)
-    if "$@" > "$BUILD/tests/$(basename "$name").log" 2>&1; then
+    # a hung test fails after TEST_TIMEOUT seconds instead of stalling the run
+    if timeout --kill-after=10 "${TEST_TIMEOUT:-600}" "$@" > "$BUILD/tests/$(basename "$name").log" 2>&1; then
         pass=$((pass+1)); status=ok
     else
         fail=$((fail+1)); status=FAIL; failed="$failed $name"

@@ -5,6 +5,8 @@ local M = require "ecgwb.ops"
 
 -- top-level functions that live in a submodule
 local lazy_functions = { save_state_dict = "h5", load_state_dict = "h5", beat_synth = "beat" }
+-- the event loop (lua/ecgwb/loop.lua)
+for _, k in ipairs { "spawn", "sleep", "yield", "timer", "await", "run", "report" } do lazy_functions[k] = "loop" end
 
 return setmetatable(M, {
   __index = function(t, k)

@@ -84,6 +84,8 @@ local function config(o, cfg, op)
   return cfg
 end
 
+M.config = config -- (o, cfg, op): also fills the sim part of wb.loop.sim_batch work
+
 local function nan_to_nil(x) if x ~= x then return nil end return x end
 
 -- the C truth struct as a Lua table
