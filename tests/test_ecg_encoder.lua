@@ -351,34 +351,30 @@ do
   end
   local after = gap()
   print(string.format("CMSC toy set: positive-minus-negative cosine %.3f before, %.3f after 30 steps", before, after))
-  T.ok(after > before + 0.1 and after > 0.2, string.format("CMSC separates positives: gap %.3f -> %.3f", before, after))
+  T.ok(after > before + 0.5, string.format("CMSC separates positives: gap %.3f -> %.3f", before, after))
 end
 
 ------------------------------------------------------------------ a tiny pretraining run
+-- masked reconstruction with lead and span masking on 8 simulated segments:
+-- the reconstruction loss must fall by a factor of 4 in 40 steps (measured: 8.6)
 do
   wb.manual_seed(5)
-  local enc = E.EcgEncoder { base = "tiny", objective = "contrastive" }
+  local enc = E.EcgEncoder { base = "tiny", objective = "reconstruct" }
   local opt = wb.optim.AdamW(enc:parameters(), { lr = 2e-3, weight_decay = 0.01 })
-  local segs, groups = {}, {}
-  for r = 1, 8 do
-    local x = wb.sim.ecg { fs = 250, seconds = 4, hr = 50 + 10 * r, seed = 4, index = r }
-    segs[#segs + 1] = x:narrow(2, 1, 500)
-    segs[#segs + 1] = x:narrow(2, 501, 500)
-    groups[2 * r - 1], groups[2 * r] = r, r
-  end
-  local x = wb.stack(segs, 1)
+  local segs = {}
+  for r = 1, 8 do segs[r] = wb.sim.ecg { fs = 250, seconds = 2, hr = 50 + 10 * r, seed = 4, index = r } end
+  local x, groups = wb.stack(segs, 1), { 1, 2, 3, 4, 5, 6, 7, 8 }
   local first, last = 0, 0
-  local steps = 60
+  local steps = 40
   for step = 1, steps do
-    enc.quantizer.tau = 2 * 0.25 ^ ((step - 1) / steps)
-    local loss = E.ssl_objective(enc, x, groups, { num_negatives = 20 })
+    local loss = E.ssl_objective(enc, x, groups, { cmsc_weight = 0 })
     opt:zero_grad(); loss:backward(); wb.optim.clip_grad_norm(enc:parameters(), 1); opt:step()
     if step <= 5 then first = first + loss:item() / 5 end
     if step > steps - 5 then last = last + loss:item() / 5 end
   end
-  print(string.format("tiny pretraining on 16 segments: loss %.3f (first 5 steps) -> %.3f (last 5), factor %.2f",
+  print(string.format("tiny pretraining (reconstruction) on 8 segments: loss %.4f (first 5 steps) -> %.4f (last 5), factor %.2f",
     first, last, first / last))
-  T.ok(first / last > 1.5, string.format("pretraining loss falls by a factor > 1.5: %.3f -> %.3f", first, last))
+  T.ok(first / last > 4, string.format("pretraining loss falls by a factor > 4: %.4f -> %.4f", first, last))
 end
 
 T.done()
