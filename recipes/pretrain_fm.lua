@@ -41,7 +41,7 @@ local cfg = {
   lead_mask_p = 0.5, num_negatives = 50, temperature = 0.1,
   diversity_weight = 0.1, cmsc_weight = 1.0, cmsc_temperature = 0.1,
   gumbel_tau = { 2.0, 0.5 },                                -- annealed geometrically over the run
-  n_probe_train = 384, n_probe_test = 256,
+  n_probe_train = 384, n_probe_few = 32, n_probe_test = 256, -- labelled records for the probe (all / few)
 }
 wb.manual_seed(cfg.seed)
 local seg_len = cfg.fs * cfg.segment_seconds
@@ -134,26 +134,35 @@ local function ridge_mae(Z, y, w)
 end
 local x_ptr, hr_ptr = probe_set(cfg.n_probe_train, 2e6)
 local x_pte, hr_pte = probe_set(cfg.n_probe_test, 3e6)
-local function probe(leads)
-  local Ztr, Zte = embed(x_ptr, leads), embed(x_pte, leads)
-  local mu, sd = Ztr:mean(1, true), Ztr:std(1, 0, true) + 1e-6
-  Ztr, Zte = (Ztr - mu) / sd, (Zte - mu) / sd
-  -- λ on a validation split of the probe's training records
-  local nv = math.floor(cfg.n_probe_train / 4)
-  local Zfit, Zval = Ztr:narrow(1, nv + 1, cfg.n_probe_train - nv), Ztr:narrow(1, 1, nv)
-  local yfit, yval = { unpack(hr_ptr, nv + 1) }, { unpack(hr_ptr, 1, nv) }
+-- probe fitted on the first n labelled records (λ picked on a quarter of them)
+local function probe_fit(Ztr, Zte, n)
+  local Zn = Ztr:narrow(1, 1, n)
+  local mu, sd = Zn:mean(1, true), Zn:std(1, 0, true) + 1e-6
+  Zn, Zte = (Zn - mu) / sd, (Zte - mu) / sd
+  local y = { unpack(hr_ptr, 1, n) }
+  local nv = math.floor(n / 4)
+  local Zfit, Zval = Zn:narrow(1, nv + 1, n - nv), Zn:narrow(1, 1, nv)
+  local yfit, yval = { unpack(y, nv + 1) }, { unpack(y, 1, nv) }
   local best, best_l = math.huge, nil
-  for _, l in ipairs { 1e-4, 1e-3, 1e-2, 1e-1, 1 } do
+  for _, l in ipairs { 1e-4, 1e-3, 1e-2, 1e-1, 1, 10 } do
     local e = ridge_mae(Zval, yval, ridge_fit(Zfit, yfit, l))
     if e < best then best, best_l = e, l end
   end
-  return ridge_mae(Zte, hr_pte, ridge_fit(Ztr, hr_ptr, best_l))
+  return ridge_mae(Zte, hr_pte, ridge_fit(Zn, y, best_l))
+end
+local function probe(leads)
+  local Ztr, Zte = embed(x_ptr, leads), embed(x_pte, leads)
+  return { full = probe_fit(Ztr, Zte, cfg.n_probe_train), few = probe_fit(Ztr, Zte, cfg.n_probe_few) }
 end
 local function evaluate()
   return { all = probe { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 }, lead2 = probe { 2 } }
 end
 local random_init = evaluate()
-print(string.format("random init: probe HR MAE %.2f bpm (12 leads), %.2f bpm (lead II only)", random_init.all, random_init.lead2))
+local function report(name, r)
+  print(string.format("%-12s probe HR MAE (bpm), %d / %d labels: 12 leads %.2f / %.2f, lead II only %.2f / %.2f", name,
+    cfg.n_probe_train, cfg.n_probe_few, r.all.full, r.all.few, r.lead2.full, r.lead2.few))
+end
+report("random init", random_init)
 
 -- training loop
 local opt = optim.AdamW(enc:parameters(), { lr = cfg.lr, weight_decay = cfg.weight_decay })
@@ -190,14 +199,13 @@ for step = 1, cfg.steps do
   end
 end
 print(string.format("pretraining: %d steps in %.0f s; loss %.3f (step 1) -> %.3f (mean of the last 20 steps)",
-  cfg.steps, wb.now() - t0, first.total, last.total or 0))
+  cfg.steps, wb.now() - t0, first and first.total or 0, last.total or 0))
 
 local pretrained = evaluate()
-print(string.format("linear probe, held-out HR MAE (bpm) on %d records (probe fitted on %d), seed %d:",
-  cfg.n_probe_test, cfg.n_probe_train, cfg.seed))
-print(string.format("  12 leads:    pretrained %.2f   random init %.2f", pretrained.all, random_init.all))
-print(string.format("  lead II only: pretrained %.2f   random init %.2f", pretrained.lead2, random_init.lead2))
-print(string.format("  predicting the mean: %.2f", (function()
+print(string.format("held-out: %d records, seed %d", cfg.n_probe_test, cfg.seed))
+report("random init", random_init)
+report("pretrained", pretrained)
+print(string.format("predicting the mean: %.2f", (function()
   local m, s = 0, 0
   for _, v in ipairs(hr_ptr) do m = m + v / #hr_ptr end
   for _, v in ipairs(hr_pte) do s = s + math.abs(v - m) / #hr_pte end
