@@ -23,6 +23,9 @@ with all 12 leads and with lead II alone, for the pretrained encoder and for
 the same encoder at its random initialisation.
 
   ecgwb recipes/pretrain_fm.lua [steps] [config: tiny|small|base] [objective: contrastive|reconstruct]
+
+On a shared machine set OMP_WAIT_POLICY=passive: spinning OpenMP threads
+made the tiny run 7x slower when other jobs held the cores.
 ]]
 local wb = require "ecgwb"
 local optim = wb.optim
