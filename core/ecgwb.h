@@ -478,6 +478,7 @@ typedef struct ewb_loader_spec {
     int64_t nsplits;
     int64_t prefetch;                 /* batches ahead; 0: 2 * threads */
     int64_t threads;                  /* worker threads; 0: 2 */
+    int same_priority;                /* 0: workers run at nice 19 (they take the CPU time compute leaves idle); 1: the caller's */
     int64_t naug;
     const ewb_loader_aug *augs;       /* applied in order to every record */
 } ewb_loader_spec;

@@ -11,6 +11,10 @@
  * finished batch calls uv_async_send on the loop's handle, whose callback
  * (on the loop thread) checks ewb_loader_ready and takes the batch with
  * ewb_loader_next, which then does not block. No Lua state is touched here.
+ * The workers lower their own priority (nice 19) unless same_priority is
+ * set: oneDNN's OpenMP threads already use every core, and an OpenMP region
+ * waits for its slowest thread, so a worker preempting one of them costs the
+ * step more than the worker's own CPU time.
  *
  * Order. Batches are numbered seq = 0, 1, ... across epochs; a worker claims
  * the lowest unclaimed seq, but only while fewer than `prefetch` batches are
@@ -19,8 +23,8 @@
  * (seed, epoch, position), never on which thread made it or when:
  *   - the order of epoch e is a Fisher-Yates permutation of the eligible
  *     records drawn from Philox keyed by hash(seed, e);
- *   - augmentation k of record r in epoch e draws from Philox keyed by
- *     hash(seed, e, r, k), counter from 0.
+ *   - augmentation k of record r in epoch e draws from a counter-based
+ *     stream (SplitMix64) keyed by hash(seed, e, r, k), counter from 0.
  *
  * Reading. Only signals are read per batch: labels, age, sex, patient_id and
  * split are read once at creation. A batch's records are sorted and runs of
@@ -34,6 +38,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <uv.h>
 
 enum { SLOT_EMPTY = 0, SLOT_READY = 1, SLOT_ERROR = 2 };
@@ -69,6 +76,7 @@ struct ewb_loader {
     ewb_loader_aug *augs;
     int64_t depth;
     int nthreads;
+    int same_priority;
     uv_thread_t *threads;
     int started;                    /* threads created */
 
@@ -93,7 +101,7 @@ static uint64_t mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-/* the Philox key of (seed, epoch, record, tag); record -1 is the epoch's permutation */
+/* the key of (seed, epoch, record, tag); record -1 is the epoch's permutation */
 static uint64_t stream_key(uint64_t seed, int64_t epoch, int64_t record, int64_t tag) {
     uint64_t k = mix64(seed);
     k = mix64(k ^ (uint64_t)epoch);
@@ -101,29 +109,71 @@ static uint64_t stream_key(uint64_t seed, int64_t epoch, int64_t record, int64_t
     return mix64(k ^ (uint64_t)tag);
 }
 
+/* Augmentation streams: SplitMix64 in counter mode (output n = mix(key + n*gamma)),
+   also counter based and about five times cheaper than Philox per word, which
+   matters for the noise (one draw per sample). The permutation uses Philox. */
 typedef struct stream {
     uint64_t key, ctr;
-    uint32_t w[4];
-    int left;
+    uint32_t hi;
+    int has_hi;
 } stream;
 
-static void stream_init(stream *s, uint64_t key) { s->key = key, s->ctr = 0, s->left = 0; }
+static void stream_init(stream *s, uint64_t key) { s->key = key, s->ctr = 0, s->has_hi = 0; }
+
+static uint64_t next_u64(stream *s) { return mix64(s->key + 0x9E3779B97F4A7C15ull * ++s->ctr); }
 
 static uint32_t next_u32(stream *s) {
-    if (s->left == 0) {
-        ewb_philox(s->key, s->ctr++, s->w);
-        s->left = 4;
-    }
-    return s->w[4 - s->left--];
+    if (s->has_hi) { s->has_hi = 0; return s->hi; }
+    uint64_t x = next_u64(s);
+    s->hi = (uint32_t)(x >> 32), s->has_hi = 1;
+    return (uint32_t)x;
 }
 
-/* uniform in (0, 1), 32 bits */
-static double next_open01(stream *s) { return ((double)next_u32(s) + 0.5) * (1.0 / 4294967296.0); }
+/* uniform in (0, 1), 53 bits */
+static double next_open01(stream *s) { return ((double)(next_u64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
 
 /* uniform integer in [0, n) */
-static int64_t next_below(stream *s, int64_t n) {
-    uint64_t x = (uint64_t)next_u32(s) << 32 | next_u32(s);
-    return (int64_t)(x % (uint64_t)n);
+static int64_t next_below(stream *s, int64_t n) { return (int64_t)(next_u64(s) % (uint64_t)n); }
+
+/* N(0, 1) by Marsaglia and Tsang's ziggurat (128 boxes); the tables are built once */
+static uint32_t zig_k[128];
+static float zig_w[128], zig_f[128];
+static uv_once_t zig_once = UV_ONCE_INIT;
+
+static void zig_init(void) {
+    const double m1 = 2147483648.0, vn = 9.91256303526217e-3;
+    double dn = 3.442619855899, tn = dn, q = vn / exp(-0.5 * dn * dn);
+    zig_k[0] = (uint32_t)((dn / q) * m1);
+    zig_k[1] = 0;
+    zig_w[0] = (float)(q / m1), zig_w[127] = (float)(dn / m1);
+    zig_f[0] = 1.0f, zig_f[127] = (float)exp(-0.5 * dn * dn);
+    for (int i = 126; i >= 1; i--) {
+        dn = sqrt(-2.0 * log(vn / dn + exp(-0.5 * dn * dn)));
+        zig_k[i + 1] = (uint32_t)((dn / tn) * m1);
+        tn = dn;
+        zig_f[i] = (float)exp(-0.5 * dn * dn);
+        zig_w[i] = (float)(dn / m1);
+    }
+}
+
+static float next_normal(stream *s) {
+    for (;;) {
+        int32_t hz = (int32_t)next_u32(s);
+        int iz = hz & 127;
+        uint32_t az = hz < 0 ? (uint32_t)(-(int64_t)hz) : (uint32_t)hz;
+        float x = (float)hz * zig_w[iz];
+        if (az < zig_k[iz]) return x;   /* inside the box: 99% of draws */
+        if (iz == 0) {                  /* the tail beyond r */
+            const double r = 3.442619855899;
+            double tx, ty;
+            do {
+                tx = -log(next_open01(s)) / r;
+                ty = -log(next_open01(s));
+            } while (ty + ty < tx * tx);
+            return (float)(hz > 0 ? r + tx : -r - tx);
+        }
+        if (zig_f[iz] + (float)next_open01(s) * (zig_f[iz - 1] - zig_f[iz]) < expf(-0.5f * x * x)) return x;
+    }
 }
 
 /* ---------------- augmentations ---------------- */
@@ -167,13 +217,7 @@ static void aug_noise(rec *r, const ewb_loader_aug *a, stream *s) {
     float sg = (float)sigma;
     for (int64_t l = 0; l < r->leads; l++) {
         float *row = r->x + l * r->stride + r->off;
-        for (int64_t t = 0; t < r->len; t += 2) { /* Box-Muller: two normals per pair of uniforms */
-            float u1 = (float)next_open01(s), u2 = (float)next_open01(s);
-            float m = sg * sqrtf(-2.0f * logf(u1)), sn, cs;
-            sincosf(6.2831853f * u2, &sn, &cs);
-            row[t] += m * cs;
-            if (t + 1 < r->len) row[t + 1] += m * sn;
-        }
+        for (int64_t t = 0; t < r->len; t++) row[t] += sg * next_normal(s);
     }
 }
 
@@ -208,13 +252,21 @@ static void aug_scale(rec *r, const ewb_loader_aug *a, stream *s) {
 static void aug_shift(rec *r, const ewb_loader_aug *a, stream *s, float *tmp) {
     int64_t k = next_below(s, 2 * a->max_shift + 1) - a->max_shift, n = r->len;
     if (k == 0) return;
+    int64_t a_ = k > 0 ? k : -k;
+    if (a_ > n) a_ = n;
     for (int64_t l = 0; l < r->leads; l++) {
         float *row = r->x + l * r->stride + r->off;
         memcpy(tmp, row, (size_t)n * sizeof(float));
-        for (int64_t t = 0; t < n; t++) {
-            int64_t j = t - k;
-            if (a->circular) row[t] = tmp[((j % n) + n) % n];
-            else row[t] = j >= 0 && j < n ? tmp[j] : 0.0f;
+        if (a->circular) {
+            int64_t c = ((k % n) + n) % n;   /* row[t] = tmp[(t - c) mod n] */
+            memcpy(row + c, tmp, (size_t)(n - c) * sizeof(float));
+            memcpy(row, tmp + n - c, (size_t)c * sizeof(float));
+        } else if (k > 0) {                  /* right: zeros enter at the start */
+            memset(row, 0, (size_t)a_ * sizeof(float));
+            memcpy(row + a_, tmp, (size_t)(n - a_) * sizeof(float));
+        } else {
+            memcpy(row, tmp + a_, (size_t)(n - a_) * sizeof(float));
+            memset(row + n - a_, 0, (size_t)a_ * sizeof(float));
         }
     }
 }
@@ -309,10 +361,11 @@ static const int64_t *epoch_order(ewb_loader *ld, int64_t epoch) {
     int64_t *rec = malloc((size_t)ld->n * sizeof *rec);
     if (!rec) { ewb_error("loader: out of memory for the order of %lld records", (long long)ld->n); return NULL; }
     memcpy(rec, ld->records, (size_t)ld->n * sizeof *rec);
-    stream s;
-    stream_init(&s, stream_key(ld->seed, epoch, -1, 0));
-    for (int64_t i = ld->n - 1; i > 0; i--) {
-        int64_t k = next_below(&s, i + 1), t = rec[i];
+    uint64_t key = stream_key(ld->seed, epoch, -1, 0);
+    for (int64_t i = ld->n - 1; i > 0; i--) { /* Fisher-Yates; draw i is Philox block i */
+        uint32_t w[4];
+        ewb_philox(key, (uint64_t)i, w);
+        int64_t k = (int64_t)(((uint64_t)w[0] << 32 | w[1]) % (uint64_t)(i + 1)), t = rec[i];
         rec[i] = rec[k], rec[k] = t;
     }
     ld->perms[ld->nperms++] = (perm){epoch, rec};
@@ -419,6 +472,10 @@ static void worker(void *arg) {
     w.x = malloc((size_t)(ld->leads * ld->samples) * sizeof(float));
     w.tmp = malloc((size_t)ld->samples * sizeof(float));
     int oom = !w.pr || !w.x || !w.tmp;
+    /* nice 19 for this thread only (Linux): the compute threads keep the
+       cores, and the worker runs on what they leave idle, or on everything
+       while the caller waits for a batch */
+    if (!ld->same_priority) setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
     uv_mutex_lock(&ld->mu);
     for (;;) {
         while (!ld->stop && !(ld->claimed < ld->total && ld->claimed < ld->taken + ld->depth))
@@ -555,6 +612,7 @@ static int create(ewb_loader *ld, const ewb_loader_spec *sp) {
     ld->seed = sp->seed;
     ld->start_epoch = sp->start_epoch;
     ld->nthreads = sp->threads ? (int)sp->threads : 2;
+    ld->same_priority = sp->same_priority != 0;
     ld->depth = sp->prefetch ? sp->prefetch : 2 * ld->nthreads;
     ld->naug = (int)sp->naug;
     if (ld->naug) {
@@ -574,6 +632,7 @@ static int create(ewb_loader *ld, const ewb_loader_spec *sp) {
 }
 
 int ewb_loader_new(ewb_loader **out, const ewb_loader_spec *spec) {
+    uv_once(&zig_once, zig_init);
     if (!out) return ewb_error("loader: out pointer is NULL");
     *out = NULL;
     if (!spec) return ewb_error("loader: spec is NULL");

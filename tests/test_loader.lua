@@ -87,6 +87,10 @@ do
   local sd = s:std():item()
   T.ok(math.abs(sd - 0.05) / 0.05 < 0.01, "noise sigma 0.05: measured " .. sd)
   T.ok(math.abs(s:mean():item()) < 0.001, "noise mean 0")
+  local kurt = (s / sd):pow(4):mean():item()
+  T.ok(math.abs(kurt - 3) < 0.1, "noise is Gaussian: kurtosis " .. kurt)
+  local tail = (s:abs() / sd):gt(3):to("f32"):mean():item()
+  T.ok(math.abs(tail - 0.0027) < 0.0006, "noise: P(|z| > 3) = " .. tail .. ", want 0.0027")
   local t = wb.arange(0, 1000, 1):mul(2 * math.pi / 50):sin() -- amplitude 1: power 1/2
   local sine = t:view(1, 1, 1000):expand(20, 12, 1000):contiguous()
   recs = epoch_by_record(sine, { batch = 8, seed = 3, augment = { { "noise", snr_db = 20 } } })

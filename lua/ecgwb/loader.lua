@@ -5,6 +5,7 @@
     split = 1,                                     -- or a list {1, 2, ..., 8}: keep records of these splits
     label_set = "superclass",                      -- default: `labels`
     workers = 2, prefetch = 4,                     -- threads, batches made ahead (default 2 * workers)
+    same_priority = false,                         -- default: workers at nice 19, taking the CPU training leaves idle
     augment = { { "crop", length = 2500 }, { "lead_mask", p = 0.5 }, { "noise", sigma = 0.05 },
                 { "wander", amplitude = 0.2 }, { "scale", lo = 0.8, hi = 1.2 }, { "shift", max = 100 } },
   })
@@ -93,7 +94,7 @@ local function fill_aug(a, o, k)
 end
 
 local known = { batch = true, shuffle = true, seed = true, epochs = true, start_epoch = true, drop_last = true,
-  split = true, label_set = true, workers = true, prefetch = true, augment = true, fs = true }
+  split = true, label_set = true, workers = true, prefetch = true, augment = true, fs = true, same_priority = true }
 
 function M.new(src, o)
   o = o or {}
@@ -131,6 +132,7 @@ function M.new(src, o)
   if o.label_set then spec.label_set = o.label_set end
   spec.threads = o.workers or 2
   spec.prefetch = o.prefetch or 0
+  spec.same_priority = o.same_priority and 1 or 0
   local list = o.augment or {}
   if type(list) ~= "table" then error("loader: augment must be a list of { name, options... }", 2) end
   if #list > 0 then
