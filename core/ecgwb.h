@@ -501,7 +501,7 @@ typedef struct ewb_loader_stats {
     int64_t max_ahead;                /* most batches ever claimed ahead of the caller (<= prefetch) */
     int64_t waits;                    /* next() calls that had to block */
     double wait_seconds;              /* time spent blocked in next() */
-    double work_seconds;              /* worker time spent making batches (all threads) */
+    double work_seconds;              /* worker CPU time spent making batches (all threads; not waits for the HDF5 lock) */
 } ewb_loader_stats;
 int ewb_loader_new(ewb_loader **out, const ewb_loader_spec *spec);
 /* the next batch, blocking until it is ready: 0 ok, 1 no more (all epochs

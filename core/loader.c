@@ -40,6 +40,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -465,6 +466,12 @@ fail:
     return -1;
 }
 
+static double thread_cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static void worker(void *arg) {
     ewb_loader *ld = arg;
     worker_buf w = {0};
@@ -494,7 +501,7 @@ static void worker(void *arg) {
         uv_mutex_unlock(&ld->mu);
 
         ewb_loader_batch b = {0};
-        double t0 = ewb_now();
+        double t0 = thread_cpu();
         if (order) rc = make_batch(ld, &w, epoch, m, &b);
         b.epoch = epoch, b.batch = seq % ld->nb;
         char *err = NULL;
@@ -504,7 +511,7 @@ static void worker(void *arg) {
             err = malloc(k);
             if (err) snprintf(err, k, "loader: epoch %lld, batch %lld: %s", (long long)epoch, (long long)(seq % ld->nb), e);
         }
-        double dt = ewb_now() - t0;
+        double dt = thread_cpu() - t0;
 
         uv_mutex_lock(&ld->mu);
         slot *s = &ld->slots[seq % ld->depth];

@@ -11,11 +11,24 @@ default layout, as data/make_sim.lua writes it) and uncompressed, then:
      AdamW, batch 32 of 12 x 2500. Rounds alternate in-memory and loader-fed
      runs so both see the same spells of machine load; medians are printed.
 Both compete for the same 2 cores: the loader's work (HDF5 read, inflate,
-augmentation) is CPU time the training step does not get, so the slowdown
-is about the loader's CPU time per batch over the step's time.
+augmentation) is CPU time the training step does not get unless it fits in
+the step's idle moments (the workers run at nice 19), so besides the wall
+clock the CPU time of the step and of the loader per batch is printed: their
+ratio bounds the slowdown on an otherwise idle machine. On a shared, loaded
+machine the wall-clock numbers are noisy (the load average is printed).
 ]]
 local wb = require "ecgwb"
+local ffi = require "ffi"
 local nn, optim = wb.nn, wb.optim
+ffi.cdef [[
+typedef struct { long tv_sec; long tv_nsec; } ewb_bench_ld_timespec;
+int clock_gettime(int clk, ewb_bench_ld_timespec *ts);
+]]
+local tsp = ffi.new("ewb_bench_ld_timespec")
+local function cpu() -- process CPU time, all threads (CLOCK_PROCESS_CPUTIME_ID)
+  ffi.C.clock_gettime(2, tsp)
+  return tonumber(tsp.tv_sec) + 1e-9 * tonumber(tsp.tv_nsec)
+end
 local N = tonumber(arg and arg[1]) or 512
 local B, CROP = 32, 2500
 local ROUNDS = tonumber(os.getenv("BENCH_LOADER_ROUNDS") or "3")
@@ -44,7 +57,10 @@ for _, level in ipairs { 4, 0 } do
 end
 local aug = { { "crop", length = CROP }, { "lead_mask", p = 0.5 }, { "noise", sigma = 0.02 } }
 
-print(string.format("loader: %d records of 12 x 5000 f32 (500 Hz, 10 s), batch %d, shuffled, prefetch 2*workers", N, B))
+local la = io.open("/proc/loadavg")
+print(string.format("loader: %d records of 12 x 5000 f32 (500 Hz, 10 s), batch %d, shuffled, prefetch 2*workers; load average %s",
+  N, B, la and la:read("*l"):match("^(%S+ %S+ %S+)") or "?"))
+if la then la:close() end
 
 -- 1. the loader alone
 for _, f in ipairs(files) do
@@ -57,7 +73,7 @@ for _, f in ipairs(files) do
       local dt = wb.now() - t0
       local st = ld:stats()
       ld:close()
-      print(string.format("  %-8s workers %d %-30s %6.0f records/s  (%.2f ms worker time per record)", f.name, workers,
+      print(string.format("  %-8s workers %d %-30s %6.0f records/s  (%.2f ms worker CPU per record)", f.name, workers,
         #a > 0 and "crop 2500 + lead_mask + noise:" or "no augmentation:", n / dt, 1e3 * st.work_seconds / st.produced / B))
     end
   end
@@ -84,11 +100,12 @@ local function model()
   end
 end
 
+-- wall and process-CPU seconds per step
 local function timed(step, get, n)
   for _ = 1, 3 do step(get()) end -- warm up (and drain a pre-filled prefetch window)
-  local t0 = wb.now()
+  local t0, c0 = wb.now(), cpu()
   for _ = 1, n do step(get()) end
-  return (wb.now() - t0) / n
+  return (wb.now() - t0) / n, (cpu() - c0) / n
 end
 
 for _, f in ipairs(files) do
@@ -99,14 +116,15 @@ for _, f in ipairs(files) do
     ld:close()
   end
   local step = model()
-  local t_mem, t_ld, waits = {}, {}, {}
+  local t_mem, t_ld, waits, c_mem, c_ld = {}, {}, {}, {}, {}
   for r = 1, ROUNDS do
     local i = 0
-    t_mem[r] = timed(step, function() i = i % #mem + 1; return mem[i][1], mem[i][2] end, STEPS)
+    t_mem[r], c_mem[r] = timed(step, function() i = i % #mem + 1; return mem[i][1], mem[i][2] end, STEPS)
     local ld = wb.loader.new(f.file, { batch = B, seed = 3 + r, workers = 2, augment = aug })
     t_ld[r] = timed(step, function() local b = ld:next(); return b.signals, b.labels end, STEPS)
     local st = ld:stats()
     waits[r] = st.wait_seconds / (STEPS + 3)
+    c_ld[r] = st.work_seconds / st.produced
     ld:close()
   end
   local m, l = median(t_mem), median(t_ld)
@@ -115,8 +133,11 @@ for _, f in ipairs(files) do
     local s = t_ld[r] / t_mem[r] - 1
     lo, hi = math.min(lo, s), math.max(hi, s)
   end
-  print(string.format("  training step (conv net, batch %d x 12 x %d), %s: in memory %.1f ms, loader-fed %.1f ms: slowdown %+.1f%% (rounds %+.1f..%+.1f%%; target < 5%%), waiting for batches %.1f ms/step",
-    B, CROP, f.name, 1e3 * m, 1e3 * l, 100 * (l / m - 1), 100 * lo, 100 * hi, 1e3 * median(waits)))
+  print(string.format("  training step (conv net, batch %d x 12 x %d), %s:", B, CROP, f.name))
+  print(string.format("    wall: in memory %.1f ms, loader-fed %.1f ms: slowdown %+.1f%% (rounds %+.1f..%+.1f%%; target < 5%%); next() waited %.1f ms/step",
+    1e3 * m, 1e3 * l, 100 * (l / m - 1), 100 * lo, 100 * hi, 1e3 * median(waits)))
+  print(string.format("    CPU: step %.1f ms, loader %.1f ms per batch = %.1f%% of the step (the slowdown on an idle machine if none of it fits in the step's idle time)",
+    1e3 * median(c_mem), 1e3 * median(c_ld), 100 * median(c_ld) / median(c_mem)))
 end
 
 for _, f in ipairs(files) do os.remove(f.file) end
