@@ -33,6 +33,8 @@ local N = tonumber(arg and arg[1]) or 512
 local B, CROP = 32, 2500
 local ROUNDS = tonumber(os.getenv("BENCH_LOADER_ROUNDS") or "3")
 local STEPS = tonumber(os.getenv("BENCH_LOADER_STEPS") or "24")
+local SAME = os.getenv("BENCH_LOADER_SAME_PRIORITY") == "1" -- workers at the caller's priority instead of nice 19
+local ONLY_FILE = os.getenv("BENCH_LOADER_FILE") -- "deflate4" or "raw f32": one file only
 
 local function median(t)
   local s = {}
@@ -109,6 +111,7 @@ local function timed(step, get, n)
 end
 
 for _, f in ipairs(files) do
+  if ONLY_FILE and f.name ~= ONLY_FILE then goto continue end
   local mem = {}
   do
     local ld = wb.loader.new(f.file, { batch = B, seed = 2, augment = aug })
@@ -120,7 +123,7 @@ for _, f in ipairs(files) do
   for r = 1, ROUNDS do
     local i = 0
     t_mem[r], c_mem[r] = timed(step, function() i = i % #mem + 1; return mem[i][1], mem[i][2] end, STEPS)
-    local ld = wb.loader.new(f.file, { batch = B, seed = 3 + r, workers = 2, augment = aug })
+    local ld = wb.loader.new(f.file, { batch = B, seed = 3 + r, workers = 2, augment = aug, same_priority = SAME })
     t_ld[r] = timed(step, function() local b = ld:next(); return b.signals, b.labels end, STEPS)
     local st = ld:stats()
     waits[r] = st.wait_seconds / (STEPS + 3)
@@ -138,6 +141,7 @@ for _, f in ipairs(files) do
     1e3 * m, 1e3 * l, 100 * (l / m - 1), 100 * lo, 100 * hi, 1e3 * median(waits)))
   print(string.format("    CPU: step %.1f ms, loader %.1f ms per batch = %.1f%% of the step (the slowdown on an idle machine if none of it fits in the step's idle time)",
     1e3 * median(c_mem), 1e3 * median(c_ld), 100 * median(c_ld) / median(c_mem)))
+  ::continue::
 end
 
 for _, f in ipairs(files) do os.remove(f.file) end
