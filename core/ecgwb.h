@@ -542,6 +542,92 @@ int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int 
 
 /* (end of signal processing) */
 
+/* ---- batch loader (core/loader.c) ---- */
+/* Shuffled, augmented batches from an ecgwb dataset (or from in-memory
+   tensors), assembled on dedicated worker threads while the caller trains.
+   The order of epoch e is a permutation drawn from the counter-based RNG
+   keyed by (seed, e), and every augmentation draws from a stream keyed by
+   (seed, e, record, augmentation), so the batches are the same at any
+   thread count and prefetch depth. At most `prefetch` batches are being
+   made or wait ready ahead of the one the caller last took. */
+typedef struct ewb_loader ewb_loader;
+enum {
+    EWB_AUG_CROP = 1,       /* random window of `length` samples */
+    EWB_AUG_LEAD_MASK = 2,  /* zero each lead with probability p, keep at least one */
+    EWB_AUG_NOISE = 3,      /* Gaussian noise of std sigma (signal units, mV), or at snr_db if sigma == 0 */
+    EWB_AUG_WANDER = 4,     /* per lead, `count` sinusoids of amplitude U(0, amplitude), f U(fmin, fmax) Hz, random phase */
+    EWB_AUG_SCALE = 5,      /* multiply the record by U(lo, hi) */
+    EWB_AUG_SHIFT = 6       /* shift by an integer U[-max_shift, max_shift] samples, circular or zero padded */
+};
+typedef struct ewb_loader_aug {
+    int kind;               /* EWB_AUG_* */
+    int64_t length;         /* crop: samples kept */
+    double p;               /* lead_mask */
+    double sigma, snr_db;   /* noise */
+    double amplitude, fmin, fmax; int64_t count;   /* wander (mV, Hz) */
+    double lo, hi;          /* scale */
+    int64_t max_shift; int circular;               /* shift */
+} ewb_loader_aug;
+typedef struct ewb_loader_spec {
+    const char *file;                 /* an ecgwb dataset (data/README.md), or NULL: */
+    const ewb_tensor *signals;        /* (N, leads, samples) f32 in memory */
+    const ewb_tensor *labels;         /* (N, ...) any dtype, rows gathered as they are; or NULL */
+    const char *label_set;            /* dataset: the label set to load (NULL or "": `labels`) */
+    double fs;                        /* Hz; tensors only (the dataset has its own); wander needs it */
+    int64_t batch_size;
+    int shuffle;                      /* 0: records in order */
+    uint64_t seed;
+    int64_t epochs;                   /* epochs to produce; 0: unbounded */
+    int64_t start_epoch;              /* first epoch number (0-based; to resume) */
+    int drop_last;                    /* drop the last, short batch of each epoch */
+    const int32_t *splits;            /* dataset: keep records whose split is one of these; NULL: all */
+    int64_t nsplits;
+    int64_t prefetch;                 /* batches ahead; 0: 2 * threads */
+    int64_t threads;                  /* worker threads; 0: 2 */
+    int same_priority;                /* 0: workers run at nice 19 (they take the CPU time compute leaves idle); 1: the caller's */
+    int64_t naug;
+    const ewb_loader_aug *augs;       /* applied in order to every record */
+} ewb_loader_spec;
+/* one batch; the caller owns the tensors (ewb_tensor_free each) */
+typedef struct ewb_loader_batch {
+    ewb_tensor *signals;              /* (B, leads, samples after crop) f32 */
+    ewb_tensor *index;                /* (B) i64 record numbers, 0-based */
+    ewb_tensor *labels;               /* dataset: (B, nlabels) bool; tensors: rows of `labels`; or NULL */
+    ewb_tensor *age, *sex, *patient_id, *split;   /* dataset only (B): f32, i32, i64, i32; else NULL */
+    int64_t epoch, batch, size;       /* epoch (0-based), batch within it (0-based), B */
+} ewb_loader_batch;
+typedef struct ewb_loader_info {
+    int64_t records;                  /* per epoch, after the split filter */
+    int64_t batches_per_epoch, leads, samples, nlabels;
+    double fs;
+} ewb_loader_info;
+typedef struct ewb_loader_stats {
+    int64_t taken;                    /* batches handed to the caller */
+    int64_t produced;                 /* batches finished by the workers */
+    int64_t max_ahead;                /* most batches ever claimed ahead of the caller (<= prefetch) */
+    int64_t waits;                    /* next() calls that had to block */
+    double wait_seconds;              /* time spent blocked in next() */
+    double work_seconds;              /* worker CPU time spent making batches (all threads; not waits for the HDF5 lock) */
+} ewb_loader_stats;
+int ewb_loader_new(ewb_loader **out, const ewb_loader_spec *spec);
+/* the next batch, blocking until it is ready: 0 ok, 1 no more (all epochs
+   produced), -1 error (a worker's error is reported here, naming the record) */
+int ewb_loader_next(ewb_loader *ld, ewb_loader_batch *out);
+/* 1 if ewb_loader_next would not block (a batch, an error or the end is ready), else 0 */
+int ewb_loader_ready(ewb_loader *ld);
+/* from now on each finished batch also calls uv_async_send(async) on the
+   worker thread (a uv_async_t* of the caller's loop; NULL stops it); the
+   loop's callback then takes the batch with ewb_loader_next, which will not block */
+int ewb_loader_set_async(ewb_loader *ld, void *uv_async);
+int ewb_loader_info_get(const ewb_loader *ld, ewb_loader_info *out);
+int ewb_loader_stats_get(ewb_loader *ld, ewb_loader_stats *out);
+/* stops the workers (waiting for a record being read), frees every batch not
+   taken; NULL is fine */
+int ewb_loader_close(ewb_loader *ld);
+void ewb_loader_batch_free(ewb_loader_batch *b);   /* frees the tensors of b, sets them NULL */
+
+/* (end of batch loader) */
+
 /* ---- ECG datasets in HDF5 (core/dataset.c) ---- */
 /* The layout is described in data/README.md: `signals` (N, leads, samples)
    f32 (or int16 with a `gain` attribute), one record per chunk, shuffle +

@@ -6,6 +6,7 @@
  *   ecgwb -e CODE           run CODE
  *   ecgwb -i FILE.lua       the REPL after the script
  *   ecgwb --serve PORT ...  the live dashboard on 127.0.0.1:PORT while the rest runs
+ *   ecgwb notebook run FILE.lua [--out F.html]   a notebook to HTML (lua/ecgwb/notebook.lua)
  * Exit status: 0, 1 if a chunk fails, 2 for bad options. */
 #include "host.h"
 #include <lauxlib.h>
@@ -99,6 +100,12 @@ int main(int argc, char **argv) {
     set_paths(L);
     host_install(L);
     host_keep_tasks(interactive);
+    if (argc > 1 && !strcmp(argv[1], "notebook")) { /* ecgwb notebook run FILE.lua: lua/ecgwb/notebook.lua */
+        set_arg(L, argc, argv, 1);
+        rc = host_run_string(L, "os.exit(require('ecgwb.notebook').main(arg), true)", "=notebook");
+        lua_close(L);
+        return rc;
+    }
     for (i = 1; i < argc && rc == 0; i++) {
         if (!strcmp(argv[i], "-i")) interactive = 1;
         else if (!strcmp(argv[i], "-e")) {

@@ -198,16 +198,9 @@ int ewb_confusion_matrix(ewb_tensor *target, ewb_tensor *pred, int64_t k, ewb_te
 
 /* ------------------------------------------------------------ symmetric eigensolver */
 
-typedef struct { double w; int64_t i; } eigpair;
-static int cmp_eig(const void *a, const void *b) {
-    double x = ((const eigpair *)a)->w, y = ((const eigpair *)b)->w;
-    return (x > y) - (x < y);
-}
-
-int ewb_sym_eig_jacobi(double *a, int64_t n, double *w, double *v) {
-    const char *op = "sym_eig_jacobi";
-    if (!a || !w) return ewb_error("%s: matrix or eigenvalue buffer is NULL", op);
-    if (n < 1 || n > 8192) return ewb_error("%s: size must be in [1, 8192], got %lld", op, (long long)n);
+/* a (n, n) must be finite and symmetric (to 1e-10 of its Frobenius norm);
+   gives its Frobenius norm through fro_out (may be NULL) */
+static int check_symmetric(const char *op, const double *a, int64_t n, double *fro_out) {
     double fro = 0;
     for (int64_t i = 0; i < n * n; i++) {
         if (!isfinite(a[i])) return ewb_error("%s: matrix has a non-finite entry at (%lld, %lld)", op, (long long)(i / n) + 1, (long long)(i % n) + 1);
@@ -218,7 +211,22 @@ int ewb_sym_eig_jacobi(double *a, int64_t n, double *w, double *v) {
             if (fabs(a[i * n + j] - a[j * n + i]) > 1e-10 * sqrt(fro))
                 return ewb_error("%s: matrix is not symmetric: a[%lld][%lld] = %g, a[%lld][%lld] = %g", op,
                                  (long long)i + 1, (long long)j + 1, a[i * n + j], (long long)j + 1, (long long)i + 1, a[j * n + i]);
-    fro = sqrt(fro);
+    if (fro_out) *fro_out = sqrt(fro);
+    return 0;
+}
+
+typedef struct { double w; int64_t i; } eigpair;
+static int cmp_eig(const void *a, const void *b) {
+    double x = ((const eigpair *)a)->w, y = ((const eigpair *)b)->w;
+    return (x > y) - (x < y);
+}
+
+int ewb_sym_eig_jacobi(double *a, int64_t n, double *w, double *v) {
+    const char *op = "sym_eig_jacobi";
+    if (!a || !w) return ewb_error("%s: matrix or eigenvalue buffer is NULL", op);
+    if (n < 1 || n > 8192) return ewb_error("%s: size must be in [1, 8192], got %lld", op, (long long)n);
+    double fro;
+    if (check_symmetric(op, a, n, &fro)) return -1;
     int64_t m = n + (n & 1);                    /* players in the tournament; index n is a bye */
     int64_t half = m / 2;
     int64_t *order = malloc(sizeof(int64_t) * (size_t)m);
@@ -470,16 +478,7 @@ int ewb_sym_eig(double *a, int64_t n, double *w, double *v) {
     const char *op = "sym_eig";
     if (!a || !w) return ewb_error("%s: matrix or eigenvalue buffer is NULL", op);
     if (n < 1 || n > 16384) return ewb_error("%s: size must be in [1, 16384], got %lld", op, (long long)n);
-    double fro = 0;
-    for (int64_t i = 0; i < n * n; i++) {
-        if (!isfinite(a[i])) return ewb_error("%s: matrix has a non-finite entry at (%lld, %lld)", op, (long long)(i / n) + 1, (long long)(i % n) + 1);
-        fro += a[i] * a[i];
-    }
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < i; j++)
-            if (fabs(a[i * n + j] - a[j * n + i]) > 1e-10 * sqrt(fro))
-                return ewb_error("%s: matrix is not symmetric: a[%lld][%lld] = %g, a[%lld][%lld] = %g", op,
-                                 (long long)i + 1, (long long)j + 1, a[i * n + j], (long long)j + 1, (long long)i + 1, a[j * n + i]);
+    if (check_symmetric(op, a, n, NULL)) return -1;
     double *e = malloc(sizeof(double) * (size_t)n);
     eigpair *ep = malloc(sizeof(eigpair) * (size_t)n);
     if (!e || !ep) { free(e); free(ep); return ewb_error("%s: out of memory for n = %lld", op, (long long)n); }

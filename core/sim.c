@@ -6,11 +6,17 @@
  * The trajectory (x, y) moves on the unit limit cycle; its angle θ is the
  * cardiac phase, with the R wave at θ = 0. Each dipole component
  * c ∈ {X, Y, Z} obeys ECGSYN's z-equation
- *     dz_c/dt = −(ω/ω_a) Σ_i a_i v_ic Δθ_i exp(−Δθ_i² / 2b_i²) − λ z_c,   Δθ_i = (θ − θ_i) mod 2π
+ *     dz_c/dt = −(ω/ω_a) Σ_i a_i v_ic Δθ_i exp(−Δθ_i² / 2b_i²) − λ (z_c − Z_c(θ)),   Δθ_i = (θ − θ_i) mod 2π
  * so every wave i shares θ_i, b_i and |a_i| across X, Y, Z while v_i gives its
- * direction. With ω = ω_a (the rate the morphology is built for) this is
- * ECGSYN's equation; the factor ω/ω_a makes the waveform a function of the
- * phase alone, so the speed can change without moving the baseline.
+ * direction. With ω = ω_a (the rate the morphology is built for) and the
+ * pull toward 0 (Z = 0) this is ECGSYN's equation; the factor ω/ω_a makes the
+ * waveform a function of the phase alone, so the speed can change without
+ * moving the baseline. Z(θ) = Σ_i A_i v_i exp(−Δθ_i² / 2b_i²) (A_i = a_i b_i² / ω_a)
+ * is the first term's integral along θ, the waveform itself: the state starts
+ * on it and the pull only removes numerical error. ECGSYN's pull toward 0
+ * drags the baseline by −λ × (the waveform's mean) per second (−0.05 to
+ * −0.1 mV in lead II over 10 s at λ = 0.1), and a state started at 0
+ * inside a wave starts offset by minus that wave.
  * The leads are the Dower projection of the dipole (Dower et al. 1980; the
  * "inverse Dower" matrix is its pseudo-inverse, ECG → VCG): V1–V6, I and II
  * come from the matrix, III, aVR, aVL and aVF from I and II, so
@@ -26,6 +32,15 @@
  * timing while RR varies (HRV, AF, PVC coupling and pauses, flutter block),
  * and the per-beat fiducials are exact. Beat morphology (normal or PVC)
  * switches in the middle of the gap.
+ *
+ * Integration: RK4 at the sampling step 1/fs, on the same ODE written in
+ * polar coordinates of (x, y) = ρ (cos θ, sin θ): ECGSYN's
+ * dx/dt = αx − ωy, dy/dt = αy + ωx with α = 1 − ρ is exactly
+ * dρ/dt = ρ(1 − ρ), dθ/dt = ω. The state starts on the limit cycle ρ = 1,
+ * where dρ/dt is 0 and RK4 keeps ρ = 1 exactly, so ρ is not carried and the
+ * state is (θ, zX, zY, zZ): no atan2 or square root per stage, and θ
+ * advances by exactly ω dt where ω is constant over a step (in Cartesian
+ * form RK4 turns by ω dt only to O((ω dt)^5) and leaves the circle).
  *
  * The RR tachogram of sinus rhythm is ECGSYN's: a bimodal power spectrum
  * (Mayer waves at f1 = 0.1 Hz, respiration at f2 = 0.25 Hz, both with std
@@ -49,6 +64,7 @@
  * morphology, noise and demographics, so a record is the same at any thread
  * count and switching noise on does not change the clean signal. */
 #include "internal.h"
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,10 +94,9 @@ static const double DOWER[8][3] = {
     {1.125, 0.127, -0.086},  {0.831, 0.076, 0.230},  {0.632, -0.235, 0.059}, {0.235, 1.066, -0.132},
 };
 
-/* λ (1/s). ECGSYN uses 1: a 0.16 Hz high-pass that leaves the ST segment
-   ~0.1 mV below the PR segment after a 1 mV R wave, which would read as ST
-   depression. 0.1 keeps segments isoelectric (a test checks it) while still
-   pulling numerical drift back to zero. */
+/* λ (1/s), the pull of z toward the waveform Z(θ). ECGSYN pulls toward 0
+   with λ = 1: a 0.16 Hz high-pass that leaves the ST segment ~0.1 mV below
+   the PR segment after a 1 mV R wave, which would read as ST depression. */
 static const double BASELINE_PULL = 0.1;
 
 /* onset/offset threshold of a wave group (the QRS's is lower: ECGSYN's S
@@ -108,10 +123,11 @@ static sim_rng rng_stream(uint64_t seed, uint64_t index, uint64_t stream) {
     return r;
 }
 /* uniform in (0,1) */
-static double rng_u(sim_rng *r) {
+static uint32_t rng_u32(sim_rng *r) {
     if (r->left == 0) { ewb_philox(r->seed, r->ctr++, r->buf); r->left = 4; }
-    return ((double)r->buf[--r->left] + 0.5) / 4294967296.0;
+    return r->buf[--r->left];
 }
+static double rng_u(sim_rng *r) { return ((double)rng_u32(r) + 0.5) / 4294967296.0; }
 static double rng_uni(sim_rng *r, double lo, double hi) { return lo + (hi - lo) * rng_u(r); }
 static double rng_normal(sim_rng *r) {
     double u1 = rng_u(r), u2 = rng_u(r);
@@ -172,6 +188,23 @@ static void leads12(const double d[3], double out[12]) {
     out[4] = I - II / 2;
     out[5] = II - I / 2;
     for (int i = 0; i < 6; i++) out[6 + i] = l[i];
+}
+
+/* leads12 over a signal: dipole (3, n) to leads (12, n), the same arithmetic */
+static void project12(const double *dip, int64_t n, double *lead) {
+    const double *dx = dip, *dy = dip + n, *dz = dip + 2 * n;
+    for (int r = 0; r < 8; r++) { /* Dower rows V1..V6, I, II */
+        double *o = lead + (r < 6 ? 6 + r : r - 6) * n, a = DOWER[r][0], b = DOWER[r][1], c = DOWER[r][2];
+        for (int64_t k = 0; k < n; k++) o[k] = a * dx[k] + b * dy[k] + c * dz[k];
+    }
+    const double *I = lead, *II = lead + n;
+    double *III = lead + 2 * n, *aVR = lead + 3 * n, *aVL = lead + 4 * n, *aVF = lead + 5 * n;
+    for (int64_t k = 0; k < n; k++) {
+        III[k] = II[k] - I[k];
+        aVR[k] = -(I[k] + II[k]) / 2;
+        aVL[k] = I[k] - II[k] / 2;
+        aVF[k] = II[k] - I[k] / 2;
+    }
 }
 
 /* dipole of the waves in groups `gmask` (bit per group) at time t */
@@ -449,7 +482,10 @@ static void build_forms(const ewb_sim_config *cfg, double hr, const morph_draws 
 
 /* ---- the ODE ---- */
 
-typedef struct { int n; double th[MAXW], b[MAXW], c[MAXW][3], lo, hi; } ode_morph;
+/* a morphology in phase: per wave θ_i, 1/b_i, the cut-off 6 b_i beyond which
+   the wave is skipped (exp(-18) < 2e-8 of its peak), c_i = a_i v_i and the
+   dipole peak A_i */
+typedef struct { int n; double th[MAXW], ib[MAXW], cut[MAXW], c[MAXW][3], A[MAXW][3], lo, hi; } ode_morph;
 
 static void to_phase(const morph *m, double wa, ode_morph *o) {
     o->n = 0;
@@ -459,48 +495,81 @@ static void to_phase(const morph *m, double wa, ode_morph *o) {
         const wave *w = &m->w[i];
         if (fabs(w->A[0]) + fabs(w->A[1]) + fabs(w->A[2]) < 1e-12) continue;
         int k = o->n++;
+        double b = wa * w->sig;
         o->th[k] = wa * w->t;
-        o->b[k] = wa * w->sig;
-        for (int c = 0; c < 3; c++) o->c[k][c] = w->A[c] * wa / (o->b[k] * o->b[k]);
-        o->lo = fmin(o->lo, o->th[k] - 3.5 * o->b[k]); /* first wave's start */
-        o->hi = fmax(o->hi, o->th[k] + 3.5 * o->b[k]); /* last wave's end */
+        o->ib[k] = 1 / b;
+        o->cut[k] = 6 * b;
+        for (int c = 0; c < 3; c++) {
+            o->c[k][c] = w->A[c] * wa / (b * b);
+            o->A[k][c] = w->A[c];
+        }
+        o->lo = fmin(o->lo, o->th[k] - 3.5 * b); /* first wave's start */
+        o->hi = fmax(o->hi, o->th[k] + 3.5 * b); /* last wave's end */
     }
 }
 
-typedef struct { const ode_morph *m; double wa, wg, g0, g1; } ode_ctx;
+/* the integration's state besides (θ, z): the morphology, speeds and gap, and
+   the last step's stage-4 phase and wave sum */
+typedef struct { const ode_morph *m; double wa, wg, g0, g1; const ode_morph *last_m; double last_th, last_F[6]; } ode_ctx;
 
-/* derivative of the state s = (x, y, zX, zY, zZ) */
-static void deriv(const ode_ctx *x, const double *s, double *ds) {
-    double alpha = 1.0 - sqrt(s[0] * s[0] + s[1] * s[1]), th = atan2(s[1], s[0]);
+/* ω at phase th ∈ (-π, π]: ω_g inside the gap [g0, g1) (phase in [0, 2π)), else ω_a */
+static double speed(const ode_ctx *x, double th) {
     double phi = th < 0 ? th + 2 * PI : th;
-    double w = phi >= x->g0 && phi < x->g1 ? x->wg : x->wa;
-    ds[0] = alpha * s[0] - w * s[1];
-    ds[1] = alpha * s[1] + w * s[0];
-    const ode_morph *m = x->m;
-    double acc[3] = {0, 0, 0};
+    return phi >= x->g0 && phi < x->g1 ? x->wg : x->wa;
+}
+static double wrap(double th) { return th > PI ? th - 2 * PI : th; }
+
+/* the wave sums at phase th: F = Σ_i c_i Δθ_i exp(−Δθ_i² / 2b_i²) and the
+   waveform Z = Σ_i A_i exp(−Δθ_i² / 2b_i²), whose derivative along θ is −F / ω_a */
+static void wave_sum(const ode_morph *m, double th, double F[6]) {
+    for (int c = 0; c < 6; c++) F[c] = 0;
     for (int i = 0; i < m->n; i++) {
         double d = th - m->th[i];
         if (d > PI) d -= 2 * PI;
         else if (d < -PI) d += 2 * PI;
-        double u = d / m->b[i];
-        if (u * u >= 36) continue; /* beyond 6 widths: < 2e-8 of the peak */
-        double g = d * exp(-0.5 * u * u);
-        for (int c = 0; c < 3; c++) acc[c] += m->c[i][c] * g;
+        if (fabs(d) >= m->cut[i]) continue;
+        double u = d * m->ib[i], g = exp(-0.5 * u * u), dg = d * g;
+        for (int c = 0; c < 3; c++) {
+            F[c] += m->c[i][c] * dg;
+            F[3 + c] += m->A[i][c] * g;
+        }
     }
-    double r = w / x->wa;
-    for (int c = 0; c < 3; c++) ds[2 + c] = -r * acc[c] - BASELINE_PULL * s[2 + c];
 }
 
-static void rk4(const ode_ctx *x, double *s, double dt) {
-    double k1[5], k2[5], k3[5], k4[5], t[5];
-    deriv(x, s, k1);
-    for (int j = 0; j < 5; j++) t[j] = s[j] + 0.5 * dt * k1[j];
-    deriv(x, t, k2);
-    for (int j = 0; j < 5; j++) t[j] = s[j] + 0.5 * dt * k2[j];
-    deriv(x, t, k3);
-    for (int j = 0; j < 5; j++) t[j] = s[j] + dt * k3[j];
-    deriv(x, t, k4);
-    for (int j = 0; j < 5; j++) s[j] += dt / 6 * (k1[j] + 2 * k2[j] + 2 * k3[j] + k4[j]);
+/* one RK4 step of (θ, z) over dt; returns the new θ, wrapped to (-π, π].
+   The z-equation is dz/dt = −(ω/ω_a) F(θ) − λ (z − Z(θ)): θ's stages need no z, so
+   the wave sums F of the four stages are computed first. Where two stage
+   phases are the same number (stages 2 and 3 at constant ω; this step's
+   start and the last step's stage 4 often), the sum is computed once. */
+static double rk4(ode_ctx *x, double th, double *z, double dt) {
+    double ths[4], w[4], F[4][6];
+    ths[0] = th;
+    w[0] = speed(x, th);
+    ths[1] = wrap(th + 0.5 * dt * w[0]);
+    w[1] = speed(x, ths[1]);
+    ths[2] = wrap(th + 0.5 * dt * w[1]);
+    w[2] = speed(x, ths[2]);
+    ths[3] = wrap(th + dt * w[2]);
+    w[3] = speed(x, ths[3]);
+    if (x->last_m == x->m && x->last_th == th) memcpy(F[0], x->last_F, sizeof F[0]);
+    else wave_sum(x->m, th, F[0]);
+    wave_sum(x->m, ths[1], F[1]);
+    if (ths[2] == ths[1]) memcpy(F[2], F[1], sizeof F[2]);
+    else wave_sum(x->m, ths[2], F[2]);
+    wave_sum(x->m, ths[3], F[3]);
+    x->last_m = x->m;
+    x->last_th = ths[3];
+    memcpy(x->last_F, F[3], sizeof F[3]);
+    double k1[3], k2[3], k3[3], k4[3];
+    for (int c = 0; c < 3; c++) {
+        double r0 = w[0] / x->wa, r1 = w[1] / x->wa, r2 = w[2] / x->wa, r3 = w[3] / x->wa;
+        k1[c] = -r0 * F[0][c] - BASELINE_PULL * (z[c] - F[0][3 + c]);
+        k2[c] = -r1 * F[1][c] - BASELINE_PULL * (z[c] + 0.5 * dt * k1[c] - F[1][3 + c]);
+        k3[c] = -r2 * F[2][c] - BASELINE_PULL * (z[c] + 0.5 * dt * k2[c] - F[2][3 + c]);
+        k4[c] = -r3 * F[3][c] - BASELINE_PULL * (z[c] + dt * k3[c] - F[3][3 + c]);
+        z[c] += dt / 6 * (k1[c] + 2 * k2[c] + 2 * k3[c] + k4[c]);
+    }
+    return wrap(th + dt / 6 * (w[0] + 2 * w[1] + 2 * w[2] + w[3]));
 }
 
 /* ---- configuration checks ---- */
@@ -529,6 +598,10 @@ static int check_config(const ewb_sim_config *c, const char *op) {
     if (c->low_voltage_mv != 0 && !(c->low_voltage_mv > 0 && c->low_voltage_mv < 0.5))
         return ewb_error("%s: low_voltage_mv must be 0 or in (0, 0.5) mV, got %g", op, c->low_voltage_mv);
     if (c->low_voltage_mv > 0 && c->lvh_mv > 0) return ewb_error("%s: low_voltage_mv and lvh_mv exclude each other", op);
+    /* with the QRS turned far from V1 and V5-V6, scaling it to the Sokolow-Lyon index
+       makes the limb leads 8-40 mV (at -78 and +135 deg; 6 mV at -60 and +80) */
+    if (c->lvh_mv > 0 && c->set_axis && !(c->axis_deg >= -60 && c->axis_deg <= 75))
+        return ewb_error("%s: lvh_mv needs a frontal axis in [-60, 75] deg, got %g", op, c->axis_deg);
     if (c->noise < 0 || c->noise > 15) return ewb_error("%s: noise must be a mask of EWB_SIM_NOISE_* (0-15), got %d", op, c->noise);
     const double snr[4] = {c->snr_bw, c->snr_pl, c->snr_emg, c->snr_em};
     const char *nm[4] = {"snr_bw", "snr_pl", "snr_emg", "snr_em"};
@@ -557,83 +630,200 @@ static void unit(const double *a, double *out) {
     for (int c = 0; c < 3; c++) out[c] = a[c] / n;
 }
 
-/* 2nd-order Butterworth section (bilinear), high-pass if hp, applied in place */
-static void biquad(double *x, int64_t n, double fc, double fs, int hp) {
-    double k = tan(PI * fc / fs), q = sqrt(2.0), norm = 1 / (1 + q * k + k * k), b0, b1, b2;
-    if (hp) { b0 = norm; b1 = -2 * norm; b2 = norm; }
-    else { b0 = k * k * norm; b1 = 2 * b0; b2 = b0; }
-    double a1 = 2 * (k * k - 1) * norm, a2 = (1 - q * k + k * k) * norm, z1 = 0, z2 = 0;
-    for (int64_t i = 0; i < n; i++) { /* transposed direct form II */
-        double y = b0 * x[i] + z1;
-        z1 = b1 * x[i] - a1 * y + z2;
-        z2 = b2 * x[i] - a2 * y;
-        x[i] = y;
-    }
+/* Bulk noise samples come from xoshiro256** (Blackman and Vigna 2018), a
+   fast generator seeded from the record's Philox stream: Philox per sample
+   would cost more than the rest of the record. */
+typedef struct { uint64_t s[4]; } bulk_rng;
+static uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static bulk_rng bulk_seed(sim_rng *r) {
+    bulk_rng b;
+    for (int i = 0; i < 4; i++) b.s[i] = (uint64_t)rng_u32(r) << 32 | rng_u32(r);
+    if (!(b.s[0] | b.s[1] | b.s[2] | b.s[3])) b.s[0] = 1; /* the one state it must not have */
+    return b;
+}
+static uint64_t bulk_next(bulk_rng *b) {
+    uint64_t *s = b->s, out = rotl64(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl64(s[3], 45);
+    return out;
 }
 
-/* x[i] += amp sin(2π f i/fs + ph) by a rotating phasor, re-anchored every 512 samples */
-static void add_sine(double *x, int64_t n, double amp, double f, double fs, double ph) {
-    double w = 2 * PI * f / fs, cw = cos(w), sw = sin(w);
-    for (int64_t i0 = 0; i0 < n; i0 += 512) {
-        double c = cos(w * i0 + ph), s = sin(w * i0 + ph);
-        for (int64_t i = i0; i < n && i < i0 + 512; i++) {
-            x[i] += amp * s;
-            double c2 = c * cw - s * sw;
-            s = s * cw + c * sw;
-            c = c2;
+/* Standard normals by the ziggurat method (Marsaglia and Tsang 2000, 128
+   layers): a draw lands inside its layer's rectangle ~99% of the time and
+   costs a table look-up and a multiply; the rest is the exact rejection step
+   (and the tail beyond R by Marsaglia's tail method). The layer index and the
+   value come from disjoint bits of one 64-bit draw. */
+enum { ZIG_N = 128 };
+static const double ZIG_R = 3.442619855899, ZIG_V = 9.91256303526217e-3; /* last layer's x, each layer's area */
+static double zig_k[ZIG_N], zig_w[ZIG_N], zig_f[ZIG_N];
+static pthread_once_t zig_once = PTHREAD_ONCE_INIT;
+static void zig_init(void) {
+    const double m = 2147483648.0; /* 2^31: values are signed 32-bit */
+    double d = ZIG_R, t = ZIG_R, q = ZIG_V / exp(-0.5 * d * d);
+    zig_k[0] = d / q * m;
+    zig_k[1] = 0;
+    zig_w[0] = q / m;
+    zig_w[ZIG_N - 1] = d / m;
+    zig_f[0] = 1;
+    zig_f[ZIG_N - 1] = exp(-0.5 * d * d);
+    for (int i = ZIG_N - 2; i >= 1; i--) {
+        d = sqrt(-2 * log(ZIG_V / d + exp(-0.5 * d * d)));
+        zig_k[i + 1] = d / t * m;
+        t = d;
+        zig_f[i] = exp(-0.5 * d * d);
+        zig_w[i] = d / m;
+    }
+}
+static double bulk_u(bulk_rng *b) { return ((double)(bulk_next(b) >> 11) + 0.5) * (1.0 / 9007199254740992.0); } /* (0, 1) */
+static double zig_normal(bulk_rng *b) {
+    for (;;) {
+        uint64_t bits = bulk_next(b);
+        int i = (int)(bits & (ZIG_N - 1));
+        int32_t h = (int32_t)(uint32_t)(bits >> 32);
+        double x = h * zig_w[i];
+        if (fabs((double)h) < zig_k[i]) return x; /* inside the rectangle */
+        if (i == 0) { /* the tail beyond R */
+            double xt, y;
+            do {
+                xt = -log(bulk_u(b)) / ZIG_R;
+                y = -log(bulk_u(b));
+            } while (y + y < xt * xt);
+            return h > 0 ? ZIG_R + xt : -ZIG_R - xt;
+        }
+        if (zig_f[i] + bulk_u(b) * (zig_f[i - 1] - zig_f[i]) < exp(-0.5 * x * x)) return x; /* under the curve */
+    }
+}
+/* n standard normals from the ziggurat, seeded by seed (tests check their moments and tails) */
+void ewb_sim_normals(double *x, int64_t n, uint64_t seed) {
+    pthread_once(&zig_once, zig_init);
+    sim_rng r = rng_stream(seed, 0, 15);
+    bulk_rng b = bulk_seed(&r);
+    for (int64_t i = 0; i < n; i++) x[i] = zig_normal(&b);
+}
+
+/* 2nd-order Butterworth section (bilinear), high-pass if hp */
+typedef struct { double b0, b1, b2, a1, a2; } biquad;
+static biquad butter2(double fc, double fs, int hp) {
+    double k = tan(PI * fc / fs), q = sqrt(2.0), norm = 1 / (1 + q * k + k * k);
+    biquad f;
+    if (hp) { f.b0 = norm; f.b1 = -2 * norm; f.b2 = norm; }
+    else { f.b0 = k * k * norm; f.b1 = 2 * f.b0; f.b2 = f.b0; }
+    f.a1 = 2 * (k * k - 1) * norm;
+    f.a2 = (1 - q * k + k * k) * norm;
+    return f;
+}
+
+/* S[i] = sin(w i), C[i] = cos(w i) for i < n: exact every 64 samples, by the
+   angle-addition formulas in between (within a few ulp; the loop vectorises) */
+static void sincos_table(double w, int64_t n, double *S, double *C) {
+    double cw[64], sw[64];
+    for (int j = 0; j < 64; j++) { cw[j] = cos(w * j); sw[j] = sin(w * j); }
+    for (int64_t i0 = 0; i0 < n; i0 += 64) {
+        double c0 = cos(w * i0), s0 = sin(w * i0);
+        int64_t m = n - i0 < 64 ? n - i0 : 64;
+        double *Si = S + i0, *Ci = C + i0;
+        for (int64_t j = 0; j < m; j++) {
+            Si[j] = s0 * cw[j] + c0 * sw[j];
+            Ci[j] = c0 * cw[j] - s0 * sw[j];
         }
     }
 }
+/* x[i] = Σ_j a_j sin(w_j i + p_j) over m ≤ 3 sines, given the tables
+   tab = (S_0, C_0, S_1, C_1, ...) of sin(w_j i) and cos(w_j i), each n long */
+static void sines(double *x, int64_t n, const double *tab, int m, const double *a, const double *p) {
+    double ac[3] = {0, 0, 0}, as[3] = {0, 0, 0};
+    for (int j = 0; j < m; j++) { ac[j] = a[j] * cos(p[j]); as[j] = a[j] * sin(p[j]); }
+    const double *S0 = tab, *C0 = tab + n, *S1 = m > 1 ? tab + 2 * n : S0, *C1 = m > 1 ? tab + 3 * n : C0;
+    const double *S2 = m > 2 ? tab + 4 * n : S0, *C2 = m > 2 ? tab + 5 * n : C0;
+    for (int64_t i = 0; i < n; i++) x[i] = ac[0] * S0[i] + as[0] * C0[i] + ac[1] * S1[i] + as[1] * C1[i] + ac[2] * S2[i] + as[2] * C2[i];
+}
 
-/* one noise source on the 9 electrodes RA LA LL V1..V6: e (9, n) */
-static void electrode_noise(int kind, double *e, int64_t n, double fs, double pl_hz, sim_rng *r) {
-    memset(e, 0, sizeof *e * 9 * (size_t)n);
+/* one noise source on the 9 electrodes RA LA LL V1..V6: e (9, n); scratch
+   holds 9n doubles */
+static void electrode_noise(int kind, double *e, int64_t n, double fs, double pl_hz, sim_rng *r, double *scratch) {
     double dt = 1 / fs;
     if (kind == 0) { /* baseline wander: respiration and slow drift, differing per electrode */
-        double fr = rng_uni(r, 0.15, 0.4), fd = rng_uni(r, 0.03, 0.1), f3 = rng_uni(r, 0.05, 0.5);
+        double f[3];
+        f[0] = rng_uni(r, 0.15, 0.4);
+        f[1] = rng_uni(r, 0.03, 0.1);
+        f[2] = rng_uni(r, 0.05, 0.5);
+        for (int j = 0; j < 3; j++) sincos_table(2 * PI * f[j] / fs, n, scratch + 2 * j * n, scratch + (2 * j + 1) * n);
         for (int el = 0; el < 9; el++) {
-            double a1 = rng_uni(r, 0.2, 1), a2 = rng_uni(r, 0.2, 1), a3 = rng_uni(r, 0, 0.5);
-            double p1 = rng_uni(r, 0, 2 * PI), p2 = rng_uni(r, 0, 2 * PI), p3 = rng_uni(r, 0, 2 * PI);
-            add_sine(e + el * n, n, a1, fr, fs, p1);
-            add_sine(e + el * n, n, a2, fd, fs, p2);
-            add_sine(e + el * n, n, a3, f3, fs, p3);
+            double a[3], p[3];
+            a[0] = rng_uni(r, 0.2, 1); a[1] = rng_uni(r, 0.2, 1); a[2] = rng_uni(r, 0, 0.5);
+            for (int j = 0; j < 3; j++) p[j] = rng_uni(r, 0, 2 * PI);
+            sines(e + el * n, n, scratch, 3, a, p);
         }
     } else if (kind == 1) { /* powerline: mains and a small third harmonic, amplitude and phase per electrode */
+        int third = 3 * pl_hz < fs / 2;
+        sincos_table(2 * PI * pl_hz / fs, n, scratch, scratch + n);
+        if (third) sincos_table(2 * PI * 3 * pl_hz / fs, n, scratch + 2 * n, scratch + 3 * n);
         for (int el = 0; el < 9; el++) {
-            double a = rng_uni(r, 0.3, 1), p = rng_uni(r, -0.3, 0.3), p3 = rng_uni(r, 0, 2 * PI);
-            add_sine(e + el * n, n, a, pl_hz, fs, p);
-            if (3 * pl_hz < fs / 2) add_sine(e + el * n, n, 0.1 * a, 3 * pl_hz, fs, p3);
+            double a[2], p[2];
+            a[0] = rng_uni(r, 0.3, 1);
+            a[1] = 0.1 * a[0];
+            p[0] = rng_uni(r, -0.3, 0.3);
+            p[1] = rng_uni(r, 0, 2 * PI);
+            sines(e + el * n, n, scratch, third ? 2 : 1, a, p);
         }
-    } else if (kind == 2) { /* muscle: white noise band-passed to 20-150 Hz, in bursts, larger on the limbs */
-        double lp = fmin(150, 0.4 * fs), fm = rng_uni(r, 0.1, 0.5);
-        for (int el = 0; el < 9; el++) {
-            double *x = e + el * n, g = el < 3 ? 1.5 : 1, pm = rng_uni(r, 0, 2 * PI);
-            for (int64_t i = 0; i + 1 < n; i += 2) { /* Box-Muller pairs */
-                double u1 = rng_u(r), u2 = rng_u(r), rad = sqrt(-2 * log(u1));
-                x[i] = rad * cos(2 * PI * u2);
-                x[i + 1] = rad * sin(2 * PI * u2);
+    } else if (kind == 2) {
+        /* muscle: Gaussian white noise band-passed to 20-150 Hz, in bursts,
+           larger on the limbs. The 9 electrodes are filtered side by side,
+           (n, 9) in scratch, so that their recursions overlap. */
+        double lp = fmin(150, 0.4 * fs), fm = rng_uni(r, 0.1, 0.5), pm[9];
+        for (int el = 0; el < 9; el++) pm[el] = rng_uni(r, 0, 2 * PI);
+        pthread_once(&zig_once, zig_init);
+        bulk_rng b = bulk_seed(r);
+        for (int64_t i = 0; i < 9 * n; i++) scratch[i] = zig_normal(&b);
+        if (lp > 25) {
+            biquad h = butter2(20, fs, 1), l = butter2(lp, fs, 0);
+            double h1[9] = {0}, h2[9] = {0}, l1[9] = {0}, l2[9] = {0};
+            for (int64_t i = 0; i < n; i++) {
+                double *x = scratch + 9 * i;
+                for (int el = 0; el < 9; el++) { /* transposed direct form II, high-pass then low-pass */
+                    double u = x[el], y = h.b0 * u + h1[el];
+                    h1[el] = h.b1 * u - h.a1 * y + h2[el];
+                    h2[el] = h.b2 * u - h.a2 * y;
+                    double v = l.b0 * y + l1[el];
+                    l1[el] = l.b1 * y - l.a1 * v + l2[el];
+                    l2[el] = l.b2 * y - l.a2 * v;
+                    x[el] = v;
+                }
             }
-            if (n % 2) x[n - 1] = rng_normal(r);
-            if (lp > 25) { biquad(x, n, 20, fs, 1); biquad(x, n, lp, fs, 0); }
-            double env[512];
+        }
+        for (int el = 0; el < 9; el++) {
+            double *x = e + el * n, g = el < 3 ? 1.5 : 1;
             for (int64_t i0 = 0; i0 < n; i0 += 512) { /* burst envelope (slow): exact every 512 samples, linear between */
-                double a0 = 0.6 + 0.4 * sin(2 * PI * fm * i0 * dt + pm), a1 = 0.6 + 0.4 * sin(2 * PI * fm * (i0 + 512) * dt + pm);
-                for (int j = 0; j < 512; j++) env[j] = a0 + (a1 - a0) * j / 512.0;
-                for (int64_t i = i0; i < n && i < i0 + 512; i++) x[i] *= g * env[i - i0];
+                double a0 = 0.6 + 0.4 * sin(2 * PI * fm * i0 * dt + pm[el]), a1 = 0.6 + 0.4 * sin(2 * PI * fm * (i0 + 512) * dt + pm[el]);
+                for (int64_t i = i0; i < n && i < i0 + 512; i++) x[i] = g * (a0 + (a1 - a0) * (double)(i - i0) * (1.0 / 512)) * scratch[9 * i + el];
             }
         }
     } else { /* electrode motion: steps that decay, with a damped oscillation, on random electrodes */
+        memset(e, 0, sizeof *e * 9 * (size_t)n);
         double seconds = n * dt;
         int events = 1 + (int)(rng_u(r) * (1 + 0.3 * seconds));
         for (int k = 0; k < events; k++) {
             int el = (int)(rng_u(r) * 9) % 9;
             double t0 = rng_uni(r, 0, seconds), a = rng_uni(r, 0.5, 1) * (rng_u(r) < 0.5 ? -1 : 1);
             double tau = rng_uni(r, 0.2, 1), fo = rng_uni(r, 1, 3), ao = rng_uni(r, 0, 0.5);
-            for (int64_t i = (int64_t)(t0 * fs); i < n; i++) {
+            /* a (1 - exp(-t/0.02)) exp(-t/tau) (1 + ao sin(2π fo t)) for t <= 8 tau: the
+               exponentials and the sine by their per-sample ratios, exact every 256 samples */
+            double qr = exp(-dt / 0.02), qd = exp(-dt / tau), cw = cos(2 * PI * fo * dt), sw = sin(2 * PI * fo * dt);
+            double rise = 0, decay = 0, c = 0, s = 0;
+            for (int64_t i = (int64_t)(t0 * fs), j = 0; i < n; i++, j++) {
                 double t = i * dt - t0;
                 if (t > 8 * tau) break;
-                double env = (1 - exp(-t / 0.02)) * exp(-t / tau);
-                e[el * n + i] += a * env * (1 + ao * sin(2 * PI * fo * t));
+                if (j % 256 == 0) { rise = exp(-t / 0.02); decay = exp(-t / tau); c = cos(2 * PI * fo * t); s = sin(2 * PI * fo * t); }
+                e[el * n + i] += a * (1 - rise) * decay * (1 + ao * s);
+                double c2 = c * cw - s * sw;
+                s = s * cw + c * sw;
+                c = c2;
+                rise *= qr;
+                decay *= qd;
             }
         }
     }
@@ -682,16 +872,17 @@ static int simulate(const ewb_sim_config *cfg, float *ecg_out, float *clean_out,
 
     double *dip = calloc((size_t)(3 * n), sizeof *dip); /* (3, n) dipole, mV */
     double th0 = -PI * (0.2 + 0.6 * rng_u(&rng));
-    double s[5] = {cos(th0), sin(th0), 0, 0, 0};
+    double z[3], z0[6];
+    wave_sum(&om[0], th0, z0); /* start on the waveform: the baseline is 0 from the first sample */
+    for (int c = 0; c < 3; c++) z[c] = z0[3 + c];
     int cur = 0, next = 0, cap = 16, nb = 0;
     beat *beats = malloc(sizeof *beats * (size_t)cap);
-    ode_ctx ctx = {&om[0], wa, wa, 0, 0};
+    ode_ctx ctx = {&om[0], wa, wa, 0, 0, NULL, 0, {0}};
     double gmid = -1, prev_th = th0, pending = 0, t_first = NAN;
     int64_t runin = (int64_t)(0.3 * fs);
     for (int64_t k = -runin; k < n; k++) {
         double phi_prev = prev_th < 0 ? prev_th + 2 * PI : prev_th;
-        rk4(&ctx, s, dt);
-        double th = atan2(s[1], s[0]), phi = th < 0 ? th + 2 * PI : th;
+        double th = rk4(&ctx, prev_th, z, dt), phi = th < 0 ? th + 2 * PI : th;
         if (prev_th < 0 && th >= 0 && prev_th > -1) { /* θ = 0 crossed: an R wave */
             double tr = (k - 1 + -prev_th / (th - prev_th)) * dt;
             if (isnan(t_first)) t_first = tr;
@@ -736,7 +927,7 @@ static int simulate(const ewb_sim_config *cfg, float *ecg_out, float *clean_out,
         }
         prev_th = th;
         if (k < 0) continue;
-        for (int c = 0; c < 3; c++) dip[c * n + k] = s[2 + c];
+        for (int c = 0; c < 3; c++) dip[c * n + k] = z[c];
     }
     free(rr);
 
@@ -780,11 +971,7 @@ static int simulate(const ewb_sim_config *cfg, float *ecg_out, float *clean_out,
 
     /* the clean 12 leads */
     double *lead = malloc(sizeof *lead * 12 * (size_t)n); /* (12, n) */
-    for (int64_t k = 0; k < n; k++) {
-        double d[3] = {dip[k], dip[n + k], dip[2 * n + k]}, l[12];
-        leads12(d, l);
-        for (int i = 0; i < 12; i++) lead[i * n + k] = l[i];
-    }
+    project12(dip, n, lead);
     free(dip);
     if (clean_out)
         for (int64_t i = 0; i < 12 * n; i++) clean_out[i] = (float)lead[i];
@@ -793,44 +980,51 @@ static int simulate(const ewb_sim_config *cfg, float *ecg_out, float *clean_out,
     if (cfg->noise && ecg_out) {
         double psig = 0;
         for (int i = 0; i < 12; i++) {
+            const double *x = lead + i * n;
             double m = 0, v = 0;
-            for (int64_t k = 0; k < n; k++) m += lead[i * n + k] / n;
-            for (int64_t k = 0; k < n; k++) v += (lead[i * n + k] - m) * (lead[i * n + k] - m) / n;
-            psig += v / 12;
+            for (int64_t k = 0; k < n; k++) m += x[k];
+            m /= n;
+            for (int64_t k = 0; k < n; k++) v += (x[k] - m) * (x[k] - m);
+            psig += v / n / 12;
         }
-        double *e = malloc(sizeof *e * 9 * (size_t)n), *base = malloc(sizeof *base * 8 * (size_t)n);
+        /* e: one source's electrodes (9, n); esum: the sources' electrodes, each
+           scaled to its SNR (9, n). The leads are linear in the electrodes, so
+           they are formed once, from esum. */
+        double *e = malloc(sizeof *e * 9 * (size_t)n), *scratch = malloc(sizeof *scratch * 9 * (size_t)n);
+        double *esum = calloc(9 * (size_t)n, sizeof *esum);
         const double snr[4] = {cfg->snr_bw, cfg->snr_pl, cfg->snr_emg, cfg->snr_em};
         for (int kind = 0; kind < 4; kind++) {
             /* every source draws from its own sub-stream: one source's settings leave the others alone */
             sim_rng r = rng_stream(cfg->seed, cfg->index, 5 + (uint64_t)kind);
             if (!(cfg->noise >> kind & 1)) continue;
-            electrode_noise(kind, e, n, fs, cfg->pl_hz > 0 ? cfg->pl_hz : 50, &r);
-            /* base leads I, II, V1..V6 from electrodes; the rest follow as for the signal */
+            electrode_noise(kind, e, n, fs, cfg->pl_hz > 0 ? cfg->pl_hz : 50, &r, scratch);
+            /* its power over the 12 leads: the six limb leads' squares sum to
+               3.5 (I² + II² − I·II); V_i = electrode − Wilson's central terminal */
             double pn = 0;
             for (int64_t k = 0; k < n; k++) {
-                double ra = e[k], la = e[n + k], ll = e[2 * n + k], wct = (ra + la + ll) / 3, l[12];
-                double I = la - ra, II = ll - ra;
-                base[k] = I;
-                base[n + k] = II;
-                for (int v = 0; v < 6; v++) base[(2 + v) * n + k] = e[(3 + v) * n + k] - wct;
-                l[0] = I; l[1] = II; l[2] = II - I; l[3] = -(I + II) / 2; l[4] = I - II / 2; l[5] = II - I / 2;
-                for (int v = 0; v < 6; v++) l[6 + v] = base[(2 + v) * n + k];
-                for (int i = 0; i < 12; i++) pn += l[i] * l[i] / (12.0 * n);
+                double ra = e[k], la = e[n + k], ll = e[2 * n + k], wct = (ra + la + ll) / 3;
+                double I = la - ra, II = ll - ra, p = 3.5 * (I * I + II * II - I * II);
+                for (int v = 0; v < 6; v++) p += (e[(3 + v) * n + k] - wct) * (e[(3 + v) * n + k] - wct);
+                pn += p;
             }
+            pn /= 12.0 * n;
             double g = pn > 0 ? sqrt(psig / pn * pow(10, -snr[kind] / 10)) : 0;
-            for (int64_t k = 0; k < n; k++) {
-                double I = g * base[k], II = g * base[n + k];
-                lead[k] += I;
-                lead[n + k] += II;
-                lead[2 * n + k] += II - I;
-                lead[3 * n + k] += -(I + II) / 2;
-                lead[4 * n + k] += I - II / 2;
-                lead[5 * n + k] += II - I / 2;
-                for (int v = 0; v < 6; v++) lead[(6 + v) * n + k] += g * base[(2 + v) * n + k];
-            }
+            for (int64_t k = 0; k < 9 * n; k++) esum[k] += g * e[k];
+        }
+        const double *ra = esum, *la = esum + n, *ll = esum + 2 * n;
+        for (int64_t k = 0; k < n; k++) {
+            double I = la[k] - ra[k], II = ll[k] - ra[k], wct = (ra[k] + la[k] + ll[k]) / 3;
+            lead[k] += I;
+            lead[n + k] += II;
+            lead[2 * n + k] += II - I;
+            lead[3 * n + k] += -(I + II) / 2;
+            lead[4 * n + k] += I - II / 2;
+            lead[5 * n + k] += II - I / 2;
+            for (int v = 0; v < 6; v++) lead[(6 + v) * n + k] += esum[(3 + v) * n + k] - wct;
         }
         free(e);
-        free(base);
+        free(scratch);
+        free(esum);
     }
     if (ecg_out)
         for (int64_t i = 0; i < 12 * n; i++) ecg_out[i] = (float)lead[i];

@@ -138,7 +138,10 @@ int ewb_cross_entropy(ewb_tensor *logits, ewb_tensor *target, int64_t ignore_ind
         double lse = m + log(s);
         c->lse[i] = lse;
         if (c->y[i] < 0) { lp[i] = 0; continue; }
-        double l = (1 - eps) * (lse - xr[c->y[i]]) + eps / C * (C * lse - sx);
+        /* the smoothing term only when asked: with a -inf logit (a masked
+         * class) it is 0 · inf = NaN */
+        double l = (1 - eps) * (lse - xr[c->y[i]]);
+        if (eps > 0) l += eps / C * (C * lse - sx);
         lp[i] = (float)l;
         total += l;
     }

@@ -74,6 +74,17 @@ static void test_cross_entropy(void) {
         ewb_tensor_free(out);
         ewb_tensor_free(x); ewb_tensor_free(t);
     }
+    { /* a -inf logit (a masked class) is a class of probability 0, not NaN */
+        int64_t s[2] = {1, 3};
+        float v[3] = {1, -INFINITY, 3};
+        int64_t y[1] = {0};
+        ewb_tensor *x = F32(2, s, v), *t = I64(1, y);
+        OK(ewb_cross_entropy(x, t, -100, 0, EWB_REDUCE_MEAN, &out));
+        double want = log(exp(1.0) + exp(3.0)) - 1;
+        CHECK(fabs(item(out) - want) < 1e-6, "-inf logit: %g vs %g", item(out), want);
+        ewb_tensor_free(out);
+        ewb_tensor_free(x); ewb_tensor_free(t);
+    }
     { /* PyTorch 1.13: label_smoothing 0.2, ignore_index -100 in row 1 */
         int64_t s[2] = {4, 3};
         float v[12] = {0.5f, -1, 2, 1, 1, 0, -0.3f, 0.2f, 0.1f, 2, 0, -1};

@@ -1,6 +1,8 @@
 -- test_make_sim.lua: the corpus generator writes the dataset layout with
 -- labels, reports, demographics, splits and truth; its records equal the
--- simulator's and do not depend on the batch size.
+-- simulator's and do not depend on the batch size. The default corpus is
+-- generated on first use, reused after, and generated again when the file is
+-- missing, damaged, of another size or not what the simulator now makes.
 local T = dofile("tests/check.lua")
 local wb = require "ecgwb"
 
@@ -39,4 +41,42 @@ local rec = a:record(5)
 T.ok(rec.id == "sim-7-4", "id " .. tostring(rec.id))
 a:close(); b:close()
 os.remove(f1); os.remove(f2)
+
+-- the default corpus, with a small spec so the test is quick
+local spec = wb.sim.default_corpus_spec
+wb.sim.default_corpus_spec = { n = 6, fs = 250, seconds = 2, seed = 5, normal = 0.3, noise = 0.5, split = { 80, 10, 10 }, dtype = "int16" }
+local made, make = 0, wb.sim.make_corpus
+wb.sim.make_corpus = function(o) made = made + 1; o.progress = false; return make(o) end
+local path = dir .. "/ecgwb_default_corpus_test.h5"
+os.remove(path)
+T.ok(wb.sim.default_corpus { path = path } == path and made == 1, "generated on first use")
+local d = wb.dataset.open(path)
+T.ok(d.n == 6 and d.fs == 250 and d.samples == 500 and d.int16 and d:record(6).id == "sim-5-5", "the spec's records: " .. tostring(d))
+d:close()
+T.ok(wb.sim.corpus_ok(path, wb.sim.default_corpus_spec), "a complete corpus is recognised")
+wb.sim.default_corpus { path = path }
+T.ok(made == 1, "reused when complete")
+-- damaged: cut short
+local f = io.open(path, "rb"); local bytes = f:read("*a"); f:close()
+f = io.open(path, "wb"); f:write(bytes:sub(1, math.floor(#bytes / 2))); f:close()
+T.ok(not wb.sim.corpus_ok(path, wb.sim.default_corpus_spec), "a truncated file is refused")
+wb.sim.default_corpus { path = path }
+T.ok(made == 2 and wb.sim.corpus_ok(path, wb.sim.default_corpus_spec), "regenerated when truncated")
+-- another size, or records the simulator would not make now (another seed stands in for an older simulator)
+wb.sim.default_corpus_spec.n = 7
+T.ok(not wb.sim.corpus_ok(path, wb.sim.default_corpus_spec), "a corpus of another size is refused")
+wb.sim.default_corpus_spec.n = 6
+local other = {}
+for k, v in pairs(wb.sim.default_corpus_spec) do other[k] = v end
+other.seed, other.out, other.progress = 6, path, false
+make(other)
+local ok, why = wb.sim.corpus_ok(path, wb.sim.default_corpus_spec)
+T.ok(not ok and why:find("record 1 differs"), "other records are refused: " .. tostring(why))
+wb.sim.default_corpus { path = path }
+T.ok(made == 3 and wb.sim.corpus_ok(path, wb.sim.default_corpus_spec), "and regenerated")
+local leftovers = io.popen("ls " .. dir .. " | grep -c 'ecgwb_default_corpus_test.h5.part'"):read("*l")
+T.ok(leftovers == "0", "no partial files left")
+os.remove(path)
+wb.sim.default_corpus_spec, wb.sim.make_corpus = spec, make
+T.ok(wb.sim.default_corpus_path():match("default_sim%.h5$"), "default path " .. wb.sim.default_corpus_path())
 T.done()

@@ -532,6 +532,83 @@ static void test_noise(void) {
     rec_free(&base);
 }
 
+/* the ziggurat behind the muscle noise: moments and tails of a standard normal */
+static void test_normals(void) {
+    int64_t n = 4000000;
+    double *x = malloc(sizeof *x * (size_t)n), m[5] = {0};
+    ewb_sim_normals(x, n, 3);
+    int64_t over[4] = {0};
+    const double at[4] = {1, 2, 3, 3.442619855899}; /* 3.44: the ziggurat's tail start */
+    for (int64_t i = 0; i < n; i++) {
+        double v = x[i], p = 1;
+        for (int k = 1; k <= 4; k++) { p *= v; m[k] += p / n; }
+        for (int k = 0; k < 4; k++) over[k] += fabs(v) > at[k];
+    }
+    double sd = sqrt(m[2] - m[1] * m[1]);
+    /* the standard errors at n = 4e6: mean 5e-4, variance 7e-4, skewness 1.2e-3, kurtosis 2.4e-3 */
+    CHECK(fabs(m[1]) < 0.003 && fabs(m[2] - 1) < 0.004 && fabs(m[3]) < 0.007 && fabs(m[4] - 3) < 0.015,
+          "normals: mean %g, variance %g, third moment %g, fourth %g", m[1], m[2], m[3], m[4]);
+    int tails_ok = 1;
+    for (int k = 0; k < 4; k++) {
+        double want = erfc(at[k] / sqrt(2.0)) * n, got = (double)over[k];
+        if (fabs(got - want) > 5 * sqrt(want)) tails_ok = 0;
+        fprintf(stderr, "normals: P(|x| > %.2f) = %.6f (normal %.6f)\n", at[k], got / n, want / n);
+    }
+    CHECK(tails_ok && sd > 0.99, "normals: tail fractions within 5 standard errors");
+    free(x);
+}
+
+/* ---- the baseline ----
+   Every record starts on its baseline and stays there: in lead II the PR
+   segment (QRS onset - 20 ms) of every beat is within 0.02 mV of the rest
+   level 0 and moves by less than 0.01 mV over the record, and the median of
+   the record is within 0.03 mV of the PR-segment level where the TP segment is
+   long enough to hold the median (up to 80 bpm; above, P and T fill most of
+   the cycle and raise it). */
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+static void test_baseline(void) {
+    const double hrs[6] = {45, 60, 72, 80, 100, 130};
+    double worst_pr = 0, worst_drift = 0, worst_med = 0;
+    for (int h = 0; h < 6; h++)
+        for (uint64_t seed = 1; seed <= 6; seed++) {
+            ewb_sim_config c = cond();
+            c.hr_mean = hrs[h];
+            c.seed = seed;
+            c.index = seed * 7;
+            rec r;
+            if (rec_make(&r, c)) continue;
+            const float *ii = r.x + r.n;
+            double sum = 0, first = NAN, last = NAN;
+            int m = 0;
+            for (int64_t b = 0; b < r.nb; b++) {
+                int64_t k = r.w[b * 9 + 3] - 10;
+                if (r.w[b * 9 + 8] != 0 || r.w[b * 9 + 3] < 0 || k < 0) continue;
+                worst_pr = fmax(worst_pr, fabs(ii[k]));
+                if (isnan(first)) first = ii[k];
+                last = ii[k];
+                sum += ii[k];
+                m++;
+            }
+            worst_drift = fmax(worst_drift, fabs(last - first));
+            if (hrs[h] <= 80) {
+                float *v = malloc(sizeof *v * (size_t)r.n);
+                memcpy(v, ii, sizeof *v * (size_t)r.n);
+                qsort(v, (size_t)r.n, sizeof *v, cmp_float);
+                double med = (v[r.n / 2 - 1] + v[r.n / 2]) / 2;
+                worst_med = fmax(worst_med, fabs(med - sum / m));
+                free(v);
+            }
+            rec_free(&r);
+        }
+    fprintf(stderr, "baseline: PR level within %.4f mV of 0, drift %.4f mV, |median - PR| %.4f mV\n", worst_pr, worst_drift, worst_med);
+    CHECK(worst_pr < 0.02, "PR segment in II within %g mV of 0 (36 records, 45-130 bpm)", worst_pr);
+    CHECK(worst_drift < 0.01, "PR segment moves by %g mV over a record", worst_drift);
+    CHECK(worst_med < 0.03, "median of II within %g mV of the PR segment (24 records, 45-80 bpm)", worst_med);
+}
+
 /* ---- reproducibility and the batch API ---- */
 
 static void test_batch(void) {
@@ -589,6 +666,8 @@ static void test_errors(void) {
     c = cond(); c.lvh_mv = 2; FAILS(ewb_sim_record(&c, &o, NULL, NULL, NULL, NULL), "lvh_mv must be 0 or in [3.5, 8] mV, got 2");
     c = cond(); c.low_voltage_mv = 0.7; FAILS(ewb_sim_record(&c, &o, NULL, NULL, NULL, NULL), "low_voltage_mv must be 0 or in (0, 0.5)");
     c = cond(); c.low_voltage_mv = 0.3; c.lvh_mv = 4; FAILS(ewb_sim_record(&c, &o, NULL, NULL, NULL, NULL), "exclude each other");
+    c = cond(); c.lvh_mv = 4; c.set_axis = 1; c.axis_deg = 135; FAILS(ewb_sim_record(&c, &o, NULL, NULL, NULL, NULL), "lvh_mv needs a frontal axis in [-60, 75] deg, got 135");
+    c = cond(); c.lvh_mv = 4; c.set_axis = 1; c.axis_deg = -70; FAILS(ewb_sim_record(&c, &o, NULL, NULL, NULL, NULL), "got -70");
     c = cond(); c.set_axis = 1; c.axis_deg = 200; FAILS(ewb_sim_record(&c, &o, NULL, NULL, NULL, NULL), "axis_deg must be in [-180, 180]");
     c = cond(); c.noise = 2; c.snr_pl = 200; FAILS(ewb_sim_record(&c, &o, NULL, NULL, NULL, NULL), "snr_pl must be in [-20, 80] dB, got 200");
     c = cond(); c.pl_hz = 55; FAILS(ewb_sim_record(&c, &o, NULL, NULL, NULL, NULL), "pl_hz must be 50 or 60");
@@ -691,6 +770,8 @@ int main(void) {
     FAILS(ewb_sim_ecg(&c, &o, NULL), "seconds must be in (0, 3600]");
     test_conditions();
     test_noise();
+    test_baseline();
+    test_normals();
     test_batch();
     test_errors();
     ewb_tensor *list[] = {e, r, e2, r2, e3, r3, e4, r4};

@@ -237,4 +237,217 @@ function M.report(truth, seed)
   return table.concat(out, " ")
 end
 
+--[[ The corpus. wb.sim.make_corpus(o) writes o.n records in the ecgwb dataset
+layout (data/README.md); data/make_sim.lua is its command line. Options and
+defaults are M.corpus_defaults; every record's conditions come from (seed,
+index) alone (M.corpus_record), so the file is the same at any thread count
+and batch size. Besides the layout, truth/hr, truth/pr_ms (NaN without P
+waves), truth/qrs_ms, truth/qt_ms, truth/qtc_ms and truth/axis_deg, each (N) f32.
+]]
+M.corpus_defaults = { n = 1000, fs = 500, seconds = 10, seed = 1, normal = 0.3, noise = 0.3, split = { 80, 10, 10 },
+                      batch = 256, dtype = "f32", compression = 4, progress = true }
+
+local findings = {
+  { "SBRAD", "rate", function(o, U) o.hr = U(40, 55) end },
+  { "STACH", "rate", function(o, U) o.hr = U(105, 150) end },
+  { "AFIB", "rate", function(o, U) o.rhythm = "afib"; o.hr = U(70, 140) end },
+  { "AFLT", "rate", function(o, U, u) o.rhythm = "aflt"; local k = ({ 2, 4, nil })[math.floor(u() * 3) + 1]; o.flutter_block = k end },
+  { "1AVB", "pr", function(o, U) o.pr_ms = U(220, 320) end },
+  { "CLBBB", "bbb", function(o) o.bbb = "left" end },
+  { "CRBBB", "bbb", function(o) o.bbb = "right" end },
+  { "PVC", "pvc", function(o, U) o.pvc_prob = U(0.1, 0.3) end },
+  { "STE", "ste", function(o, U, u) o.st = ({ "anterior", "inferior", "lateral" })[math.floor(u() * 3) + 1]; o.st_mv = U(0.1, 0.35) end },
+  { "STD_", "std", function(o, U) o.std_mv = U(0.1, 0.25) end },
+  { "INVT", "invt", function(o) o.t_inversion = true end },
+  { "LVH", "volt", function(o, U) o.lvh_mv = U(3.6, 5.5) end },
+  { "LNGQT", "qt", function(o, U) o.qt_extra_ms = U(80, 200) end },
+  { "LAD", "axis", function(o, U) o.axis = U(-80, -35) end },
+  { "RAD", "axis", function(o, U) o.axis = U(100, 150) end },
+  { "LVOLT", "volt", function(o, U) o.low_voltage_mv = U(0.25, 0.45) end },
+}
+
+local function corpus_options(o)
+  local c = {}
+  for k, v in pairs(M.corpus_defaults) do c[k] = v end
+  for k, v in pairs(o or {}) do
+    if M.corpus_defaults[k] == nil and k ~= "out" then error("sim.make_corpus: unknown option '" .. tostring(k) .. "'", 3) end
+    c[k] = v
+  end
+  if type(c.split) == "string" then
+    local sp = {}
+    for x in c.split:gmatch("[^,]+") do sp[#sp + 1] = tonumber(x) end
+    c.split = sp
+  end
+  for _, k in ipairs({ "n", "fs", "seconds", "seed", "normal", "noise", "batch", "compression" }) do c[k] = tonumber(c[k]) end
+  return c
+end
+
+--[[ The simulator options and split (1 train, 2 validation, 3 test) of record
+`index` (0-based) of a corpus with options c: `normal` is the share of normal
+records; the others get one to three findings, with incompatible ones (two
+rhythms, two bundle branch blocks, left and right axis, LVH and low voltage,
+LVH with an axis beyond [-60, 75] deg) excluded; `noise` is the chance of
+each noise source (SNR 10-30 dB). ]]
+function M.corpus_record(c, index)
+  c = corpus_options(c)
+  -- a generator per record: Park-Miller on a hash of (seed, index)
+  local x = (c.seed * 1000003 + index * 7919 + 12345) % 2147483647
+  if x <= 0 then x = x + 2147483646 end
+  local function u()
+    x = (x * 48271) % 2147483647
+    return x / 2147483647
+  end
+  local function U(lo, hi) return lo + (hi - lo) * u() end
+  local o = { fs = c.fs, seconds = c.seconds, seed = c.seed, index = index, hr = U(60, 95), hr_std = U(1, 4) }
+  if u() >= c.normal then
+    local want, used, n = 1 + math.floor(u() * 3), {}, 0
+    for _ = 1, 20 do
+      if n == want then break end
+      local f = findings[math.floor(u() * #findings) + 1]
+      local blocked = used[f[2]] or (f[2] == "pr" and (o.rhythm ~= nil)) or (f[2] == "rate" and f[1] ~= "SBRAD" and f[1] ~= "STACH" and o.pr_ms)
+        or (f[1] == "LVH" and o.axis and (o.axis < -60 or o.axis > 75)) or (f[2] == "axis" and o.lvh_mv)
+      if not blocked then
+        f[3](o, U, u)
+        used[f[2]] = true
+        n = n + 1
+      end
+    end
+  end
+  local noise = {}
+  for _, k in ipairs({ "bw", "pl", "emg", "em" }) do
+    if u() < c.noise then noise[k] = U(10, 30) end
+  end
+  if u() < 0.5 then noise.pl_hz = 60 end
+  o.noise = noise
+  local sp = c.split
+  local r = u() * (sp[1] + sp[2] + sp[3])
+  return o, r < sp[1] and 1 or r < sp[1] + sp[2] and 2 or 3
+end
+
+local truth_fields = { "hr", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms", "axis_deg" }
+
+function M.make_corpus(o)
+  local c = corpus_options(o)
+  if not c.out then error("sim.make_corpus: option out (the .h5 file) is required", 2) end
+  local N, B = c.n, c.batch
+  local ds = wb.dataset.create(c.out, { fs = c.fs, leads = 12, samples = math.floor(c.fs * c.seconds + 0.5),
+                                       labels = M.label_names, units = "mV", dtype = c.dtype, compression = c.compression })
+  local truth = {}
+  for _, k in ipairs(truth_fields) do truth[k] = {} end
+  local t0 = wb.now()
+  local done = 0
+  while done < N do
+    local m = math.min(B, N - done)
+    local list, splits = {}, {}
+    for j = 1, m do list[j], splits[j] = M.corpus_record(c, done + j - 1) end
+    local b = M.batch(list)
+    local ids, ages, sexes = {}, {}, {}
+    for j = 1, m do
+      local t = b.truth[j]
+      ids[j] = string.format("sim-%d-%d", c.seed, done + j - 1)
+      ages[j] = t.age
+      sexes[j] = t.sex == "male" and 1 or 0
+      for _, k in ipairs(truth_fields) do truth[k][done + j] = t[k] or 0 / 0 end
+    end
+    ds:append { signals = b.ecg, labels = b.labels, ids = ids, reports = b.report, age = ages, sex = sexes, split = splits }
+    b.ecg:free(); b.clean:free(); b.rpeaks:free()
+    done = done + m
+    if c.progress then
+      local w = 30
+      local bar = string.rep("#", math.floor(w * done / N)) .. string.rep(" ", w - math.floor(w * done / N))
+      io.stderr:write(string.format("\r[%s] %d/%d records, %.0f/s", bar, done, N, done / (wb.now() - t0)))
+      io.stderr:flush()
+    end
+  end
+  if c.progress then io.stderr:write("\n") end
+  ds:close()
+  for _, k in ipairs(truth_fields) do wb.h5.write(c.out, "truth/" .. k, wb.tensor(truth[k])) end
+  return c.out, wb.now() - t0
+end
+
+--[[ The default corpus: what `make run` and the recipes use when they are
+given no file. wb.sim.default_corpus() returns its path, generating it on
+first use (a progress bar on stderr; a few seconds) and reusing it after.
+It is M.default_corpus_spec: 2000 records of 10 s at 500 Hz, int16 at 1 µV
+(~80 MB, so it is generated rather than shipped). The file is
+data/default_sim.h5 in the source tree, or $XDG_CACHE_HOME/ecgwb (else
+~/.cache/ecgwb) when that is not writable, or $ECGWB_DEFAULT_CORPUS; o.path
+overrides all. Before reuse it is checked: it opens as a dataset of the
+spec's size, and its first and last records (signals, labels, report, truth)
+equal the simulator's now; otherwise (a run cut short, an older simulator)
+it is generated again. A new file is written under another name and renamed
+into place when complete. ]]
+M.default_corpus_spec = { n = 2000, fs = 500, seconds = 10, seed = 2024, normal = 0.3, noise = 0.3, split = { 80, 10, 10 },
+                          dtype = "int16" }
+
+local function writable_dir(dir)
+  local probe = dir .. "/.ecgwb_write_probe"
+  local f = io.open(probe, "w")
+  if not f then return false end
+  f:close()
+  os.remove(probe)
+  return true
+end
+
+function M.default_corpus_path()
+  local env = os.getenv("ECGWB_DEFAULT_CORPUS")
+  if env and env ~= "" then return env end
+  local src = debug.getinfo(1, "S").source
+  local root = src:match("^@(.*)/lua/ecgwb/sim%.lua$") or (src:match("^@lua/ecgwb/sim%.lua$") and ".")
+  if root then root = root:gsub("/[^/]+/%.%.$", "") end -- build/.. when the host found lua/ beside itself
+  if root and writable_dir(root .. "/data") then return root .. "/data/default_sim.h5" end
+  local cache = os.getenv("XDG_CACHE_HOME")
+  if not cache or cache == "" then cache = (os.getenv("HOME") or "/tmp") .. "/.cache" end
+  cache = cache .. "/ecgwb"
+  os.execute("mkdir -p '" .. cache:gsub("'", "'\\''") .. "'")
+  return cache .. "/default_sim.h5"
+end
+
+-- true when the file at path is a complete corpus of spec c made by this simulator; else false and why
+function M.corpus_ok(path, c)
+  c = corpus_options(c)
+  local f = io.open(path, "rb")
+  if not f then return false, "missing" end
+  f:close()
+  local ok, ds = pcall(wb.dataset.open, path)
+  if not ok then return false, "unreadable: " .. tostring(ds) end
+  local function fail(why) ds:close(); return false, why end
+  if ds.n ~= c.n or ds.fs ~= c.fs or ds.samples ~= math.floor(c.fs * c.seconds + 0.5) or #ds.leads ~= 12 then
+    return fail(string.format("%d records of %d samples at %g Hz, want %d of %d at %g", ds.n, ds.samples, ds.fs,
+      c.n, math.floor(c.fs * c.seconds + 0.5), c.fs))
+  end
+  local okh, hr = pcall(wb.h5.read, path, "truth/hr")
+  if not okh or hr:numel() ~= c.n then return fail("truth/hr missing") end
+  local tol = ds.int16 and 0.5 / ds.gain + 1e-6 or 0
+  for _, i in ipairs({ 1, c.n }) do
+    local o, split = M.corpus_record(c, i - 1)
+    local r = M.record(o)
+    local rec = ds:record(i)
+    local same = rec.id == string.format("sim-%d-%d", c.seed, i - 1) and rec.report == r.report and rec.split == split
+      and table.concat(rec.labels, " ") == table.concat(r.labels, " ")
+    same = same and (rec.signal - r.ecg):abs():max():item() <= tol and math.abs(hr:get(i) - r.truth.hr) < 1e-3 * r.truth.hr
+    if not same then return fail("record " .. i .. " differs from the simulator's") end
+  end
+  ds:close()
+  return true
+end
+
+function M.default_corpus(o)
+  o = o or {}
+  local path = o.path or M.default_corpus_path()
+  local ok, why = M.corpus_ok(path, M.default_corpus_spec)
+  if ok then return path end
+  if why ~= "missing" then io.stderr:write("default corpus " .. path .. ": " .. why .. "; generating it again\n") end
+  io.stderr:write(string.format("generating the default corpus (%d simulated records) in %s\n", M.default_corpus_spec.n, path))
+  local part = string.format("%s.part-%d", path, math.floor(wb.now() * 1e6) % 1e9)
+  local c = {}
+  for k, v in pairs(M.default_corpus_spec) do c[k] = v end
+  c.out = part
+  local okm, err = pcall(M.make_corpus, c)
+  if not okm then os.remove(part); error("sim.default_corpus: " .. tostring(err), 2) end
+  local okr, rerr = os.rename(part, path)
+  if not okr then os.remove(part); error("sim.default_corpus: cannot rename " .. part .. " to " .. path .. ": " .. tostring(rerr), 2) end
+  return path
+end
+
 return M

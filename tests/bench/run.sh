@@ -111,6 +111,8 @@ awk -v peak="$PEAK" '
 echo
 "$BUILD/ecgwb" "$DIR/sim.lua" || echo "bench: sim.lua failed"
 echo
+"$BUILD/ecgwb" "$DIR/loader.lua" || echo "bench: loader.lua failed"
+echo
 echo "GFLOP/s: median time over rounds and repeats (worst..best repeat in brackets); ecgwb/torch: ratio of"
 echo "the medians (lowest..highest per-round ratio); %pk: share of the sgemm peak."
 echo "FLOPs count matmuls only (forward 2MNK, backward twice that); see tests/bench/bench.lua."
