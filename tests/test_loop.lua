@@ -4,9 +4,12 @@ local T = dofile("tests/check.lua")
 local wb = require "ecgwb"
 local loop = wb.loop
 local C = wb.C
+-- which part runs, on stderr (unbuffered): a hang in the log is attributable
+local function step(name) io.stderr:write("-- ", name, "\n") end
 
 T.ok(loop.current() ~= nil and loop.current().name == "main", "a script runs as the main task")
 
+step "spawn and sleep"
 -- spawn and sleep: spawned tasks start when the spawner yields, in order;
 -- sleepers wake in the order of their deadlines, never early
 do
@@ -30,6 +33,7 @@ do
   T.fails(function() wb.spawn(42) end, "spawn: expected a function", "spawn of a number")
 end
 
+step "timers"
 -- timers: a repeating timer until fn returns false; a one-shot; stop()
 do
   local ticks, times = 0, {}
@@ -54,6 +58,7 @@ do
   T.ok(st.task:status() == "stopped", "a stopped timer's task is stopped: " .. st.task:status())
 end
 
+step "work on the worker"
 -- await: C work on the worker thread while another task keeps running
 do
   local spins, running = 0, true
@@ -106,6 +111,7 @@ do
   wb.await(a)
 end
 
+step "errors in tasks"
 -- errors in tasks: re-raised with the task's traceback by whoever awaits,
 -- else reported (on loop.err_out) when the task dies
 do
@@ -133,6 +139,7 @@ do
   loop.failures = before
 end
 
+step "jobs"
 -- jobs: pause, resume, stop; metrics through wb.report
 do
   local recipe = os.tmpname()
@@ -196,6 +203,7 @@ end
   wb.await(loop.work_sleep(1)) -- queued behind the orphan: it has finished too
 end
 
+step "Ctrl-C"
 -- a Ctrl-C noted while a background task runs goes to the foreground (here
 -- the main task, at its wait) and not to the background task
 do
@@ -212,6 +220,106 @@ do
   T.ok(wb.await(bg) == "bg finished", "the background task goes on")
 end
 
+step "lost wake-ups and leaked sources"
+-- regressions: a hang seen under load (the scheduler blocked in epoll_wait
+-- with a timer's event queued), and work whose completion event was drained
+-- before its waiter was stopped left an orphan that kept the loop waiting
+do
+  local ffi = wb.ffi
+  local function pending_text() return table.concat(loop.pending(), "; ") end
+  -- a timer that comes due while tasks run, before libuv polls again: libuv
+  -- 1.44 runs it at the start of uv_run and then polls until the next timer
+  -- (the guard, 3 s later; with none, for ever)
+  local guard = wb.timer(3000, function() end)
+  local function busy(s) local t = wb.now(); while wb.now() - t < s do end end
+  wb.spawn(busy, 0.02) -- runs past the sleep's due time
+  local t0 = wb.now()
+  wb.sleep(5)
+  T.ok(wb.now() - t0 < 1, "a sleep that came due while another task ran wakes at once: " .. (wb.now() - t0) .. " s")
+  -- the same for a repeating timer's first tick (its next is 5 s away)
+  wb.spawn(busy, 0.02)
+  t0 = wb.now()
+  local first
+  local rep = wb.timer(2, 5000, function() first = wb.now() - t0; return false end)
+  wb.await(rep.task)
+  T.ok(first and first < 1, "a repeating timer's tick that came due while another task ran comes at once: " .. tostring(first))
+  guard:stop()
+  wb.yield()
+
+  -- work events, forced into each order: the worker pushes w1's event
+  -- before it takes w2, so once w2 left the queue w1's event is queued
+  local Q = C.EWB_WORK_QUEUED
+  local function until_queued_event(w2) while C.ewb_work_state(w2.h) == Q do end end
+  ffi.cdef [[ int sem_init(void *sem, int pshared, unsigned value); int sem_post(void *sem);
+              int sem_wait(void *sem); int sem_destroy(void *sem); ]]
+  local gate = ffi.new("uint64_t[8]") -- a sem_t (32 bytes on Linux)
+  ffi.C.sem_init(gate, 0, 0)
+  local sem_wait = ffi.cast("int (*)(void *)", ffi.C.sem_wait)
+
+  -- (a) the event wakes the task, then it is stopped before it runs (the
+  -- worker is held on a semaphore until the task waits)
+  local g = loop.submit { kind = "call", fn = sem_wait, arg = gate }
+  local w1, w2 = loop.work_sleep(0), loop.work_sleep(0)
+  local ta = wb.spawn(function() return wb.await(w1) end)
+  wb.yield()
+  T.ok(ta:status() == "waiting", "(a) the task waits for its work: " .. ta:status())
+  ffi.C.sem_post(gate)
+  until_queued_event(w2)
+  wb.yield() -- the drain after this task's turn readies ta, behind it
+  T.ok(ta:status() == "running", "(a) the task is ready after its work's event: " .. ta:status())
+  ta:stop()
+  wb.yield() -- ta runs its wait's cancel
+  wb.await(w2)
+  wb.await(g)
+  T.ok(ta:status() == "stopped", "(a) stopped: " .. ta:status())
+  T.ok(#loop.pending() == 0, "(a) stopping a task whose work event came leaves nothing pending: " .. pending_text())
+
+  -- (b) the task is stopped while it waits, and the event comes before it
+  -- runs its cancel
+  g = loop.submit { kind = "call", fn = sem_wait, arg = gate }
+  w1, w2 = loop.work_sleep(0), loop.work_sleep(0)
+  local tb = wb.spawn(function() return wb.await(w1) end)
+  wb.yield()
+  T.ok(tb:status() == "waiting", "(b) the task waits for its work: " .. tb:status())
+  ffi.C.sem_post(gate)
+  until_queued_event(w2)
+  tb:stop()
+  wb.yield() -- the drain after this turn gets w1's event, then tb runs its cancel
+  wb.await(w2)
+  wb.await(g)
+  T.ok(tb:status() == "stopped", "(b) stopped: " .. tb:status())
+  T.ok(#loop.pending() == 0, "(b) an event that came after the stop leaves nothing pending: " .. pending_text())
+
+  -- (c) outside a task (as typed at the REPL): the work's event and a
+  -- Ctrl-C come in the same round; the wait raises interrupted
+  w1, w2 = loop.work_sleep(0), loop.work_sleep(0)
+  until_queued_event(w2)
+  C.ewb_loop_note_interrupt()
+  local ok, err = coroutine.wrap(function() return pcall(wb.await, w1) end)()
+  T.ok(not ok and tostring(err):find("interrupted", 1, true), "(c) an await outside a task is interrupted: " .. tostring(err))
+  wb.await(w2)
+  T.ok(#loop.pending() == 0, "(c) an interrupted wait whose event came leaves nothing pending: " .. pending_text())
+
+  -- a timer or work never awaited: its event ends it as a source
+  local lone = loop.work_sleep(0)
+  wb.await(loop.work_sleep(0))
+  T.ok(#loop.pending() == 0, "work nobody awaits ends when its event comes: " .. pending_text())
+  T.ok(wb.await(lone) == true, "and can still be awaited")
+  ffi.C.sem_destroy(gate)
+
+  -- the safety net: about to block for a source that nothing in C can end
+  -- (a lost event), the scheduler raises and names it instead of hanging
+  local id = loop._debug_add_source("a lost event")
+  local paused = wb.spawn(function() end):pause()
+  local ok2, err2 = coroutine.wrap(function() return pcall(wb.await, paused) end)()
+  T.ok(not ok2 and tostring(err2):find("waiting for a lost event (event " .. id, 1, true)
+    and tostring(err2):find("scheduler bug", 1, true), "blocking for nothing raises: " .. tostring(err2))
+  loop._debug_drop_source(id)
+  paused:stop()
+  wb.yield()
+end
+
+step "progress bars"
 -- progress bars: plain periodic lines off a terminal, one redrawn line on one
 do
   local function capture(o, n, fn)
