@@ -8,6 +8,7 @@ run on libuv's loop (core/loop.c); slow C work runs on a C worker thread.
   local x = wb.await(wb.loop.h5_read("data.h5", "x"))
   job = wb.run("recipes/x.lua", { steps = 100 })   -- in the REPL: trains in the background
   job:status() job:metrics() job:pause() job:resume() job:stop() job:wait() job:fg()
+  wb.loop.pending()                  --> { "sleep 100 ms in task 2 (event 1 awaited by task 2)" }
 
 How it runs. `ecgwb FILE.lua` runs the script as the main task and exits when
 no task is ready and no timer or work is pending. In the REPL, tasks run while
