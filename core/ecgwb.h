@@ -785,7 +785,10 @@ int ewb_plot_lines(const ewb_plot_series *series, int nseries, const ewb_plot_ch
    queue (kind, id) events that the scheduler drains with ewb_loop_next_event. */
 enum { EWB_EVENT_TIMER = 1, EWB_EVENT_WORK = 2 };
 typedef struct ewb_event { int kind; int status; int64_t id; } ewb_event;
-int ewb_loop_run(int wait);              /* one libuv iteration; wait = 1 blocks until something happens */
+/* one libuv iteration; wait = 1 blocks until something happens. Returns 0,
+   or 1 (at once) when asked to wait while nothing active (a timer, work, a
+   handle such as the REPL's stdin) could end the wait */
+int ewb_loop_run(int wait);
 int ewb_loop_next_event(ewb_event *ev);  /* 1 and the oldest event, or 0 if none */
 void ewb_loop_wakeup(void);              /* ends a blocked ewb_loop_run; async-signal-safe */
 /* Ctrl-C: the host notes each one (async-signal-safe); the scheduler takes it

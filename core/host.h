@@ -9,5 +9,5 @@ int host_run_file(lua_State *L, const char *path, int nargs, char **args);
 int host_repl(lua_State *L);
 void host_keep_tasks(int flag); /* -i: scripts leave their tasks to the REPL */
 struct uv_loop_s *ewb_loop_uv(void); /* core/loop.c: the loop, for the REPL's stdin */
-void ewb_loop_push_event(int kind, int64_t id, int status); /* core/loop.c: queue an event (loop thread or not) */
+void ewb_loop_push_event(int kind, int64_t id, int status); /* core/loop.c: queue an event from a callback on the loop thread */
 #endif

@@ -12,6 +12,18 @@
  * OpenMP. The worker appends the completion event and wakes the loop with
  * uv_async_send.
  *
+ * Two rules keep the scheduler from blocking forever:
+ * - an event queued by a callback on the loop thread (a timer) calls uv_stop,
+ *   so the uv_run that ran it does not then block in its poll. libuv 1.44's
+ *   UV_RUN_ONCE runs the timers that came due while Lua ran BEFORE it polls,
+ *   and computes the poll's timeout without regard to what they did: without
+ *   uv_stop a timer's event would sit in the queue while epoll_wait waits for
+ *   the next timer, or forever when there is none.
+ * - the wake-up handle keeps the loop alive only while work is outstanding
+ *   (submitted and its event not yet drained), so uv_loop_alive tells whether
+ *   anything at all (a timer, work, the REPL's stdin) can still end a wait;
+ *   ewb_loop_run refuses to block when nothing can.
+ *
  * Ctrl-C bookkeeping also lives here (the host's SIGINT handler notes it,
  * the scheduler takes it) so that the scheduler can deliver an interrupt to
  * the foreground task at a safe point instead of inside a background task.
@@ -38,9 +50,10 @@ static volatile sig_atomic_t g_loop_ready;
 static pthread_mutex_t g_ev_lock = PTHREAD_MUTEX_INITIALIZER;
 static event_node *g_ev_head, *g_ev_tail;
 static int64_t g_ev_count;
+static int64_t g_work_outstanding; /* loop thread only: work whose event is not drained yet */
 
 static volatile sig_atomic_t g_foreground = 1; /* foreground Lua code runs (not the scheduler) */
-static volatile sig_atomic_t g_interrupts;     /* Ctrl-Cs noted and not yet taken */
+static int g_interrupts;                       /* Ctrl-Cs noted and not yet taken (atomic) */
 
 static void on_wake(uv_async_t *a) { (void)a; } /* only ends uv_run's wait */
 
@@ -50,6 +63,7 @@ static int loop_init(void) {
     if (rc != 0) return ewb_error("loop: uv_loop_init: %s", uv_strerror(rc));
     rc = uv_async_init(&g_loop, &g_wake, on_wake);
     if (rc != 0) return ewb_error("loop: uv_async_init: %s", uv_strerror(rc));
+    uv_unref((uv_handle_t *)&g_wake); /* referenced while work is outstanding */
     g_loop_ready = 1;
     return 0;
 }
@@ -73,7 +87,20 @@ static void push_event(int kind, int64_t id, int status) {
     pthread_mutex_unlock(&g_ev_lock);
 }
 
-void ewb_loop_push_event(int kind, int64_t id, int status) { push_event(kind, id, status); }
+/* loop thread only (e.g. the dashboard's read callback): queue an event and
+   make the running uv_run return instead of waiting (see the top of the file) */
+void ewb_loop_push_event(int kind, int64_t id, int status) {
+    push_event(kind, id, status);
+    uv_stop(&g_loop);
+}
+
+/* loop thread: work was submitted (+1), or it ended: its event was drained
+   or it was cancelled before it ran (-1) */
+static void work_outstanding(int delta) {
+    g_work_outstanding += delta;
+    if (delta > 0 && g_work_outstanding == 1) uv_ref((uv_handle_t *)&g_wake);
+    if (delta < 0 && g_work_outstanding == 0) uv_unref((uv_handle_t *)&g_wake);
+}
 
 int ewb_loop_next_event(ewb_event *ev) {
     pthread_mutex_lock(&g_ev_lock);
@@ -87,6 +114,7 @@ int ewb_loop_next_event(ewb_event *ev) {
     if (!e) return 0;
     *ev = e->ev;
     free(e);
+    if (ev->kind == EWB_EVENT_WORK) work_outstanding(-1);
     return 1;
 }
 
@@ -102,6 +130,9 @@ int ewb_loop_run(int wait) {
     /* never block with events already queued (a worker may have finished
        before we got here; its uv_async_send then also ends the wait) */
     if (wait && queued_events() > 0) wait = 0;
+    /* nothing active could end the wait: say so instead of returning at once
+       (uv_run does not poll a loop that is not alive) as if something came */
+    if (wait && !uv_loop_alive(&g_loop)) return 1;
     uv_run(&g_loop, wait ? UV_RUN_ONCE : UV_RUN_NOWAIT);
     return 0;
 }
@@ -113,16 +144,16 @@ void ewb_loop_wakeup(void) {
 void ewb_loop_set_foreground(int flag) { g_foreground = flag ? 1 : 0; }
 int ewb_loop_foreground(void) { return g_foreground; }
 
+/* atomic (lock-free, so async-signal-safe): a Ctrl-C noted between the read
+   and the reset of a plain take would be lost */
 int ewb_loop_note_interrupt(void) {
-    int n = ++g_interrupts;
+    int n = __atomic_add_fetch(&g_interrupts, 1, __ATOMIC_SEQ_CST);
     ewb_loop_wakeup();
     return n;
 }
 
 int ewb_loop_take_interrupt(void) {
-    int n = g_interrupts;
-    g_interrupts = 0;
-    return n > 0;
+    return __atomic_exchange_n(&g_interrupts, 0, __ATOMIC_SEQ_CST) > 0;
 }
 
 /* ---- timers ---- */
@@ -135,6 +166,7 @@ struct ewb_timer {
 static void on_timer(uv_timer_t *h) {
     ewb_timer *t = h->data;
     push_event(EWB_EVENT_TIMER, t->id, 0);
+    uv_stop(&g_loop); /* this uv_run must not block now: see the top of the file */
 }
 
 static void free_handle(uv_handle_t *h) { free(h->data); }
@@ -322,6 +354,7 @@ int ewb_work_submit(ewb_work **out, const ewb_work_params *p, int64_t id) {
     g_work_tail = w;
     pthread_cond_signal(&g_work_cond);
     pthread_mutex_unlock(&g_work_lock);
+    work_outstanding(+1);
     *out = w;
     return 0;
 }
@@ -368,6 +401,7 @@ int ewb_work_cancel(ewb_work *w) {
         }
     }
     pthread_mutex_unlock(&g_work_lock);
+    if (done) work_outstanding(-1); /* no event comes */
     return done;
 }
 

@@ -85,6 +85,20 @@ out=$(printf 'wb.loop.tasks()[1]:status()\n' | "$ECGWB" -i -e 'wb = require "ecg
 [ "$out" = waiting ] || fail "-i leaves the script's tasks to the REPL: $out"
 ok "scripts: tasks outlive the main task, failures exit 1, -i keeps tasks"
 
+# a timer that comes due while another task runs (as under load) still
+# wakes the script: this hung for ever in epoll_wait (libuv's UV_RUN_ONCE
+# runs due timers before it polls, then polls as if nothing had happened)
+out=$(timeout 20 "$ECGWB" -e 'local wb = require "ecgwb"
+wb.spawn(function() local t = wb.now() while wb.now() - t < 0.02 do end end)
+wb.sleep(5) print("woke")'); rc=$?
+[ $rc = 0 ] && [ "$out" = woke ] || fail "a sleep that came due while a task ran: exit status $rc (124: hung), output $out"
+# a script waiting for what nothing can deliver ends with an error, not a hang
+timeout 20 "$ECGWB" -e 'local wb = require "ecgwb"
+wb.loop._debug_add_source("a lost event")
+wb.await(wb.spawn(function() end):pause())' > /dev/null 2> "$tmp/err"; rc=$?
+[ $rc = 1 ] && has "$tmp/err" "waiting for a lost event" || fail "blocking for a lost event: exit status $rc (124: hung): $(cat "$tmp/err")"
+ok "a timer due before the loop polls wakes its task; a lost event raises instead of hanging"
+
 # Ctrl-C while a script's main task waits in the loop
 "$ECGWB" -e 'local wb = require "ecgwb" print("go") io.stdout:flush() wb.sleep(1e6)' > "$tmp/out" 2> "$tmp/err" &
 pid=$!

@@ -8,6 +8,7 @@ run on libuv's loop (core/loop.c); slow C work runs on a C worker thread.
   local x = wb.await(wb.loop.h5_read("data.h5", "x"))
   job = wb.run("recipes/x.lua", { steps = 100 })   -- in the REPL: trains in the background
   job:status() job:metrics() job:pause() job:resume() job:stop() job:wait() job:fg()
+  wb.loop.pending()                  --> { "sleep 100 ms in task 2 (event 1 awaited by task 2)" }
 
 How it runs. `ecgwb FILE.lua` runs the script as the main task and exits when
 no task is ready and no timer or work is pending. In the REPL, tasks run while
@@ -41,9 +42,12 @@ local RESUME_EVENT, RESUME_GO, RESUME_STOP, RESUME_INTERRUPT = 1, 2, 3, 4
 local ready_q, ready_head, ready_tail = {}, 1, 0 -- FIFO of tasks to resume
 local waiters = {}      -- event id -> the task (or nested-wait record) blocked on it
 local early = {}        -- event id -> list of statuses that came while nobody waited
-local sources = {}      -- event id -> true while a timer or work may still send events
+-- event id -> { what = "sleep 5 ms", once = true } while a timer or work may
+-- still send events; a one-shot source (work, a timer without repeat) ends
+-- when its event is drained
+local sources = {}
 local nsources = 0
-local orphans = {}      -- work id -> cdata of work whose waiter left (freed when it ends)
+local orphans = {}      -- work id -> cdata of work whose waiter left, freed when its event comes
 local next_event_id, next_task_id = 0, 0
 local current = nil     -- the task being resumed
 local main_task = nil   -- the foreground task of a script (ecgwb FILE.lua)
@@ -55,8 +59,32 @@ local function new_event_id()
   next_event_id = next_event_id + 1
   return next_event_id
 end
-local function add_source(id) if not sources[id] then sources[id] = true; nsources = nsources + 1 end end
+local function add_source(id, what, once)
+  if not sources[id] then sources[id] = { what = what, once = once }; nsources = nsources + 1 end
+end
 local function drop_source(id) if sources[id] then sources[id] = nil; nsources = nsources - 1 end end
+
+-- tests only: a source with nothing behind it in C (what a lost event leaves)
+function M._debug_add_source(what)
+  local id = new_event_id()
+  add_source(id, what, true)
+  return id
+end
+M._debug_drop_source = function(id) drop_source(id) end
+
+-- what the loop waits for: a list of "what (event id)" strings
+function M.pending()
+  local ids = {}
+  for id in pairs(sources) do ids[#ids + 1] = id end
+  table.sort(ids)
+  local list = {}
+  for i, id in ipairs(ids) do
+    local s = sources[id]
+    local who = waiters[id] and (waiters[id].co and (" awaited by " .. waiters[id].name) or " awaited") or ""
+    list[i] = string.format("%s (event %d%s%s)", s.what, id, orphans[id] and ", orphaned" or "", who)
+  end
+  return list
+end
 
 local function push_ready(task, how, value)
   task.state = "ready"
@@ -185,6 +213,9 @@ local function deliver(id, status)
     drop_source(id)
     return
   end
+  local src = sources[id]
+  if not src then return end -- queued before its timer was freed: nobody can want it
+  if src.once then drop_source(id) end -- it sends nothing more
   if not w then
     local list = early[id] or {}
     list[#list + 1] = status
@@ -231,13 +262,21 @@ local function tick(block)
     run(t)
     drain_events()
   end
+  local stuck = false
   if not check_interrupt() then
     local wait = block and nready() == 0 and (nsources > 0 or block == "always")
-    C.ewb_loop_run(wait and 1 or 0)
+    -- 1: asked to wait, but no timer, work or handle is active in C
+    stuck = C.ewb_loop_run(wait and 1 or 0) == 1
     drain_events()
     check_interrupt()
   end
   C.ewb_loop_set_foreground(fg)
+  if stuck and nsources > 0 and nready() == 0 and not interrupted then
+    -- a source whose event was lost or never drained: a scheduler bug.
+    -- Blocking would hang for ever; say what it waits for instead.
+    error("loop: waiting for " .. table.concat(M.pending(), ", ") ..
+      ", but no timer or work is active that could still send their events (an ecgwb scheduler bug)", 0)
+  end
 end
 
 local function has_work() return nready() > 0 or nsources > 0 end
@@ -301,17 +340,18 @@ end
 ------------------------------------------------------------------ sleep, yield, timers
 local timer_out = ffi.new("ewb_timer*[1]")
 
-local function start_timer(ms, repeat_ms)
+local function start_timer(ms, repeat_ms, what)
   local id = new_event_id()
   I.check(C.ewb_timer_start(timer_out, id, ms, repeat_ms or 0), 3)
-  add_source(id)
+  add_source(id, what, not (repeat_ms and repeat_ms > 0))
   return id, timer_out[0]
 end
 
 -- pauses the calling task (or, outside a task, runs the loop) for ms milliseconds
 function M.sleep(ms)
   if type(ms) ~= "number" or not (ms >= 0) then error("sleep: expected milliseconds >= 0, got " .. tostring(ms), 2) end
-  local id, h = start_timer(ms, 0)
+  local task = current_task()
+  local id, h = start_timer(ms, 0, string.format("sleep %g ms%s", ms, task and (" in " .. task.name) or ""))
   local function cancel() C.ewb_timer_free(h); drop_source(id); early[id] = nil end
   wait_event(id, cancel)
   C.ewb_timer_free(h)
@@ -342,7 +382,7 @@ function M.timer(ms, repeat_ms, fn)
   if type(repeat_ms) == "function" then repeat_ms, fn = 0, repeat_ms end
   if type(fn) ~= "function" then error("timer: expected a function", 2) end
   repeat_ms = repeat_ms or 0
-  local id, h = start_timer(ms, repeat_ms)
+  local id, h = start_timer(ms, repeat_ms, string.format("timer %g ms, repeat %g ms", ms, repeat_ms))
   local self = setmetatable({ count = 0 }, Timer)
   self.task = M.spawn(function()
     repeat
@@ -379,7 +419,7 @@ function M.submit(o)
   if o.fn then p.fn, p.arg = o.fn, o.arg end
   local id = new_event_id()
   I.check(C.ewb_work_submit(work_out, p, id), 2)
-  add_source(id)
+  add_source(id, "work " .. o.kind, true)
   return setmetatable({ id = id, h = work_out[0], kind = o.kind, keep = o.arg }, Work)
 end
 
@@ -406,8 +446,12 @@ function Work:wait()
   if self.result_taken then error("await: this work was already awaited", 2) end
   local id, h = self.id, self.h
   local function cancel()
-    if C.ewb_work_cancel(h) == 1 then C.ewb_work_free(h); drop_source(id)
-    else orphans[id] = h end -- still running: freed when it ends
+    -- free it now unless its event is still to come (it runs, or its event
+    -- is queued in C): once the event was drained (to this waiter, or to
+    -- `early` after a stop or Ctrl-C took the waiter away) no other will
+    -- come, and an orphan waiting for one would keep the loop waiting forever
+    if C.ewb_work_cancel(h) == 1 or not sources[id] then C.ewb_work_free(h); drop_source(id)
+    else orphans[id] = h end
     early[id] = nil
     self.result_taken = true
   end
