@@ -145,7 +145,7 @@ def ask(expr):
     return expect("ans")
 
 send('wb = require "ecgwb"')
-send('job = wb.run(%r, { steps = 1000000, inner = 8 })' % train)
+send('job = wb.run(%r, { steps = 1000000, inner = 48 })' % train)
 # wait for some steps (the first ones create oneDNN primitives)
 t0 = time.time()
 while True:

@@ -252,6 +252,7 @@ function M.start(port, o)
   local host = o.host or "127.0.0.1"
   local id = loop._new_event_id()
   I.check(C.ewb_dashboard_start(host, port, id, port_out), 2)
+  loop._listen(id)
   local s = { id = id, host = host, port = port_out[0] }
   s.url = string.format(host:find(":", 1, true) and "http://[%s]:%d/" or "http://%s:%d/", host, s.port)
   server = s
@@ -271,7 +272,7 @@ function M.start(port, o)
   end)
   s.task.name = "dashboard"
   table.insert(s.task.finalizers, function()
-    if server == s then C.ewb_dashboard_stop(); server = nil end
+    if server == s then C.ewb_dashboard_stop(); loop._listen(id, false); server = nil end
   end)
   return s
 end

@@ -42,6 +42,7 @@ local RESUME_EVENT, RESUME_GO, RESUME_STOP, RESUME_INTERRUPT = 1, 2, 3, 4
 local ready_q, ready_head, ready_tail = {}, 1, 0 -- FIFO of tasks to resume
 local waiters = {}      -- event id -> the task (or nested-wait record) blocked on it
 local early = {}        -- event id -> list of statuses that came while nobody waited
+local listeners = {}   -- event ids of other modules' sources (dashboard): delivered, not counted
 -- event id -> { what = "sleep 5 ms", once = true } while a timer or work may
 -- still send events; a one-shot source (work, a timer without repeat) ends
 -- when its event is drained
@@ -214,8 +215,8 @@ local function deliver(id, status)
     return
   end
   local src = sources[id]
-  if not src then return end -- queued before its timer was freed: nobody can want it
-  if src.once then drop_source(id) end -- it sends nothing more
+  if not src and not listeners[id] then return end -- queued before its timer was freed: nobody can want it
+  if src and src.once then drop_source(id) end -- it sends nothing more
   if not w then
     local list = early[id] or {}
     list[#list + 1] = status
@@ -321,10 +322,12 @@ local function wait_event(id, cancel)
   return rec.status
 end
 
--- for other modules' event sources (wb.dashboard): a fresh event id, and a
--- wait for its next event (status returned) that does not keep the loop alive
+-- for other modules' event sources (wb.dashboard): a fresh event id whose
+-- events are delivered (listen) without keeping the loop alive as a source
+-- does, and a wait for its next event (status returned)
 M._new_event_id = new_event_id
 M._wait_event = wait_event
+function M._listen(id, on) listeners[id] = on ~= false or nil end
 
 -- ends a task's wait at once (stop, Ctrl-C): it resumes with `how`
 local function abort_wait(task, how)
