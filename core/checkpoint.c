@@ -372,6 +372,11 @@ done:
     return rc;
 }
 
+int ewb_ckpt_write_job(void *job) {
+    const ewb_ckpt_job *j = job;
+    return j ? ewb_ckpt_write(j->ck, j->path) : ewb_error("ckpt_write: job is NULL");
+}
+
 int ewb_ckpt_write(const ewb_ckpt *ck, const char *path) {
     if (!ck) return ewb_error("ckpt_write: checkpoint is NULL");
     if (!path || !path[0]) return ewb_error("ckpt_write: path is empty");

@@ -840,6 +840,10 @@ void ewb_ckpt_free(ewb_ckpt *ck);
 int ewb_ckpt_add(ewb_ckpt *ck, const char *name, ewb_tensor *t, int copy);
 int ewb_ckpt_set_attr(ewb_ckpt *ck, const char *key, const char *text); /* replaces */
 int ewb_ckpt_write(const ewb_ckpt *ck, const char *path);
+/* the same as slow work on the loop's worker (EWB_WORK_CALL with fn =
+   ewb_ckpt_write_job, arg = an ewb_ckpt_job the caller keeps alive) */
+typedef struct ewb_ckpt_job { const ewb_ckpt *ck; char path[4096]; } ewb_ckpt_job;
+int ewb_ckpt_write_job(void *job);
 int ewb_ckpt_read(const char *path, ewb_ckpt **out);   /* every tensor and attribute, checksum verified */
 int ewb_ckpt_verify(const char *path);                 /* 0 if path reads and its checksum matches */
 int ewb_ckpt_count(const ewb_ckpt *ck);

@@ -183,5 +183,24 @@ do
   arg = saved_arg
 end
 
+do -- the write as awaited slow work: a snapshot taken at submit, written on the loop's worker
+  wb.manual_seed(9)
+  local model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
+  local opt = optim.AdamW(model:parameters(), { lr = 1e-2 })
+  local loss = model(wb.randn(3, 4)):square():sum()
+  opt:zero_grad(); loss:backward(); opt:step()
+  local path = dir .. "/async.h5"
+  local w_saved = bytes(model:parameters()[1])
+  local work = wb.checkpoint.save_async(path, { model = model, optimizer = opt, step = 1 })
+  model:parameters()[1]:fill_(0) -- training goes on: the file holds the snapshot
+  wb.await(work)
+  local model2 = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
+  local r = wb.checkpoint.load(path, { model = model2, optimizer = optim.AdamW(model2:parameters()) })
+  T.ok(r.step == 1 and bytes(model2:parameters()[1]) == w_saved, "save_async wrote the state as it was at submit")
+  T.fails(function() wb.await(wb.checkpoint.save_async(dir .. "/no/such/dir/x.h5", { model = model })) end,
+    "ckpt_write: cannot create")
+end
+
 os.execute("rm -rf " .. dir)
+
 T.done()

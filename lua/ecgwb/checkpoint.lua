@@ -167,6 +167,20 @@ function M.save(path, state)
   check(rc, "checkpoint.save")
 end
 
+-- the same write as slow C work on the loop's worker: the state is copied
+-- now (training may go on), the file is written in the background.
+--   wb.await(wb.checkpoint.save_async(path, state))
+function M.save_async(path, state)
+  if type(path) ~= "string" then error("checkpoint.save_async: path must be a string, got " .. type(path), 2) end
+  if #path >= 4096 then error("checkpoint.save_async: path longer than 4095 bytes", 2) end
+  local bag = M.prepare(state, true)
+  local job = ffi.new("ewb_ckpt_job")
+  job.ck = bag
+  ffi.copy(job.path, path)
+  -- the work keeps the job and the bag alive until it is freed
+  return wb.loop.submit { kind = "call", fn = C.ewb_ckpt_write_job, arg = job, keep = { job, bag } }
+end
+
 -- everything in the file, checksum verified: {tensors = {name -> tensor}, meta =, config =}
 function M.read(path)
   if type(path) ~= "string" then error("checkpoint.read: path must be a string, got " .. type(path), 2) end

@@ -423,7 +423,7 @@ function M.submit(o)
   local id = new_event_id()
   I.check(C.ewb_work_submit(work_out, p, id), 2)
   add_source(id, "work " .. o.kind, true)
-  return setmetatable({ id = id, h = work_out[0], kind = o.kind, keep = o.arg }, Work)
+  return setmetatable({ id = id, h = work_out[0], kind = o.kind, keep = o.keep or o.arg }, Work)
 end
 
 function M.work_sleep(ms) return M.submit { kind = "sleep", ms = ms } end
