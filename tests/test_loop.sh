@@ -6,28 +6,8 @@
 # progress bar's plain lines off a terminal.
 # usage: ECGWB=build/ecgwb sh tests/test_loop.sh   (run from the repository root)
 ECGWB=${ECGWB:-build/ecgwb}
-case $ECGWB in /*) ;; *) ECGWB=$(pwd)/$ECGWB ;; esac
-cd "$(dirname "$0")/.." || exit 1
-unset LUA_PATH LUA_PATH_5_1 LUA_INIT
-tmp=$(mktemp -d)
-pids=
-cleanup() {
-    for p in $pids; do kill -9 "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-fail() { echo "FAIL: $*"; exit 1; }
-ok() { echo "ok: $*"; }
-has() { grep -F -q -- "$2" "$1"; }
-wait_for() {
-    n=0
-    while ! has "$1" "$2"; do
-        n=$((n + 1))
-        [ $n -gt 300 ] && return 1
-        sleep 0.1
-    done
-}
+WAIT_TENTHS=300
+. "$(dirname "$0")/hostlib.sh"
 [ -x /usr/bin/python3 ] || fail "/usr/bin/python3 (Debian's) is needed to drive the REPL"
 
 # a small nn training recipe: opts.steps steps of opts.inner forward/backward

@@ -5,32 +5,9 @@
 # a fifo; the terminal-only parts (libedit, Ctrl-C at the prompt, history)
 # through a pty with Debian's /usr/bin/python3.
 ECGWB=${ECGWB:-build/ecgwb}
-case $ECGWB in /*) ;; *) ECGWB=$(pwd)/$ECGWB ;; esac
-cd "$(dirname "$0")/.." || exit 1
+. "$(dirname "$0")/hostlib.sh"
 root=$(pwd)
-unset LUA_PATH LUA_PATH_5_1 LUA_INIT
-tmp=$(mktemp -d)
-pids=
-cleanup() {
-    for p in $pids; do kill -9 "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 
-fail() { echo "FAIL: $*"; exit 1; }
-ok() { echo "ok: $*"; }
-# has FILE TEXT: FILE contains the fixed string TEXT
-has() { grep -F -q -- "$2" "$1"; }
-# wait_for FILE TEXT: until FILE contains TEXT (at most 20 s)
-wait_for() {
-    n=0
-    while ! has "$1" "$2"; do
-        n=$((n + 1))
-        [ $n -gt 200 ] && return 1
-        sleep 0.1
-    done
-}
 # repl INPUT: runs the REPL on INPUT; stdout in $tmp/out, stderr in $tmp/err
 repl() { printf '%s\n' "$1" | "$ECGWB" > "$tmp/out" 2> "$tmp/err"; }
 
