@@ -51,7 +51,7 @@ local CLIP = nn.class("CLIP")
 M.CLIP = CLIP
 
 -- cfg: ecg (a config name or an ecg_encoder config table), text (a gpt
--- config name), vocab_size (required), proj_dim, logit_scale_init,
+-- config name or a table {base = name, <gpt config overrides>}), vocab_size (required), proj_dim, logit_scale_init,
 -- logit_scale_max, text_block_size
 function CLIP:__init(cfg)
   if type(cfg) ~= "table" then error("CLIP: expected a config table, got " .. type(cfg), 3) end
@@ -69,7 +69,14 @@ function CLIP:__init(cfg)
   e.objective = "none"
   self.ecg = E.EcgEncoder(e)
   self.ecg_proj = nn.Linear(self.ecg.cfg.d_model, c.proj_dim)
-  self.text = gpt.GPT(gpt.config(c.text, { vocab_size = c.vocab_size, proj_dim = c.proj_dim, block_size = c.text_block_size }))
+  -- text: a gpt config name, or a table {base = name, n_layer = ..., ...} of overrides
+  local over = { vocab_size = c.vocab_size, proj_dim = c.proj_dim, block_size = c.text_block_size }
+  local tname = c.text
+  if type(c.text) == "table" then
+    tname = c.text.base or "tiny"
+    for k, v in pairs(c.text) do if k ~= "base" then over[k] = v end end
+  end
+  self.text = gpt.GPT(gpt.config(tname, over))
   self:register_parameter("logit_scale", wb.full({ 1 }, c.logit_scale_init))
 end
 
@@ -260,8 +267,10 @@ function M.recall_at_k(ze, zt, ks)
       wb.is_tensor(ze) and ze:describe() or type(ze), wb.is_tensor(zt) and zt:describe() or type(zt)), 2)
   end
   return wb.no_grad(function()
+    local N = ze:size(1)
     local sim = wb.matmul(ze, zt:t())                              -- (N, N)
-    local diag = (ze * zt):sum(2, true)                            -- (N, 1) = sim[i, i]
+    -- the diagonal taken from sim itself, so a pair never outranks itself by rounding
+    local diag = sim:gather(2, wb.arange(0, N, 1, "i64"):reshape(N, 1)) -- (N, 1) = sim[i, i]
     -- rank = number of strictly better candidates, per direction
     local function recalls(rank)
       local r = rank:totable()
