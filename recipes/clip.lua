@@ -136,7 +136,7 @@ local function train_batch(idx)                                  -- idx: Lua lis
 end
 
 ------------------------------------------------------------------ model
-local model = clip.CLIP { ecg = cfg.ecg, text = cfg.text, proj_dim = cfg.proj_dim, vocab_size = tok:vocab_size() }
+local model = clip.CLIP { ecg = cfg.ecg, text = cfg.text, proj_dim = cfg.proj_dim, vocab_size = tok:vocab_size(), input_fs = cfg.fs }
 print(string.format("model: %d parameters (ECG tower %d, text tower %d)", model:num_parameters(),
   model.ecg:num_parameters() + model.ecg_proj:num_parameters(), model.text:num_parameters()))
 local decay, no_decay = {}, {}

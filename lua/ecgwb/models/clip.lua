@@ -44,15 +44,17 @@ local gpt = require "ecgwb.models.gpt"
 local M = {}
 
 M.defaults = { ecg = "tiny", text = "tiny", proj_dim = 128, vocab_size = nil,
-               logit_scale_init = math.log(1 / 0.07), logit_scale_max = math.log(100), text_block_size = 256 }
+               logit_scale_init = math.log(1 / 0.07), logit_scale_max = math.log(100), text_block_size = 256,
+               input_fs = 100 }   -- input_fs: the ECG rate the model was trained at (metadata for its users)
 
 ------------------------------------------------------------------ the model
 local CLIP = nn.class("CLIP")
 M.CLIP = CLIP
 
 -- cfg: ecg (a config name or an ecg_encoder config table), text (a gpt
--- config name or a table {base = name, <gpt config overrides>}), vocab_size (required), proj_dim, logit_scale_init,
--- logit_scale_max, text_block_size
+-- config name or a table {base = name, <gpt config overrides>}), vocab_size
+-- (required), proj_dim, logit_scale_init, logit_scale_max, text_block_size,
+-- input_fs (metadata: model.cfg.input_fs tells a loader's user the rate)
 function CLIP:__init(cfg)
   if type(cfg) ~= "table" then error("CLIP: expected a config table, got " .. type(cfg), 3) end
   local c = {}
