@@ -124,7 +124,7 @@ local function train_batch(idx)                                  -- idx: Lua lis
   end
   x = wb.cat(parts, 1)                                          -- (B, 12, crop)
   x = x * (wb.rand(B, 1, 1) * (2 * cfg.amp_jitter) + (1 - cfg.amp_jitter)) + wb.randn(B, 12, crop) * cfg.noise_mv
-  local u = wb.rand(B, 33):totable()
+  local u = wb.rand(B, 33):totable()                           -- reports have far fewer than 32 sentences
   local texts = {}
   for b = 1, B do
     local ub = {}

@@ -161,9 +161,8 @@ function M.sentences(text)
 end
 
 -- text augmentation: each sentence kept with probability keep (at least one
--- kept); u: a list of uniforms, one per sentence (+1 for the fallback);
--- sentences carrying numbers only (measurements) can be dropped with
--- o.drop_measurements
+-- kept); u: a list of uniforms, one per sentence and one more (which
+-- sentence to keep when all were dropped)
 function M.drop_sentences(text, keep, u)
   local s = M.sentences(text)
   local out = {}
