@@ -198,6 +198,7 @@ do
   T.ok(#s == 3 and s[1] == "PR 150 ms, low voltage (0.45 mV)." and s[3] == "Abnormal ECG.", "sentences: " .. table.concat(s, "|"))
   T.ok(clip.drop_sentences("A b. C d. E f.", 0.5, { 0.1, 0.9, 0.2, 0 }) == "A b. E f.", "drop_sentences keeps u < keep")
   T.ok(clip.drop_sentences("A b. C d.", 0.5, { 0.9, 0.9, 0.7 }) == "C d.", "drop_sentences keeps one when all drop")
+  T.fails(function() clip.drop_sentences("A b. C d.", 0.5, { 0.1 }) end, "2 sentences need 3 uniforms", "too few uniforms")
 end
 
 ------------------------------------------------------------------ a micro CLIP learns three conditions

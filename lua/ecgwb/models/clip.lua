@@ -165,6 +165,7 @@ end
 -- sentence to keep when all were dropped)
 function M.drop_sentences(text, keep, u)
   local s = M.sentences(text)
+  if #u < #s + 1 then error(string.format("clip.drop_sentences: %d sentences need %d uniforms, got %d", #s, #s + 1, #u), 2) end
   local out = {}
   for i = 1, #s do
     if u[i] < keep then out[#out + 1] = s[i] end
