@@ -48,12 +48,13 @@ local cfg = {
   fs = opts.fs or 100, crop_seconds = opts.crop_seconds or 10,
   ecg = { base = "tiny", n_conv = opts.n_conv or 3 }, text = "tiny", proj_dim = 128, vocab_size = 1000,
   batch = 64, steps = opts.steps or tonumber(arg and arg[1]) or 800,
-  lr = opts.lr or 1e-3, warmup = 100, weight_decay = 0.05, clip = 1.0,
+  lr = opts.lr or 1e-3, warmup = nil, weight_decay = 0.05, clip = 1.0,
   keep_sentence = opts.keep_sentence or 0.5, amp_jitter = opts.amp_jitter or 0, noise_mv = 0.02,
   eval_every = opts.eval_every or 400,
   out = opts.out or "runs/clip",
   max_train = opts.max_train,
 }
+cfg.warmup = math.min(100, math.floor(cfg.steps / 5))     -- 100 steps; less in short runs
 wb.manual_seed(cfg.seed)
 local t_start = wb.now()
 
