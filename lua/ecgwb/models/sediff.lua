@@ -491,8 +491,10 @@ end
 
 -- rr as a Lua table of B positive seconds
 local function rr_table(rr, B, op)
-  local t = wb.is_tensor(rr) and rr:detach():totable() or type(rr) == "number" and nil or rr
-  if t == nil then
+  local t = rr
+  if wb.is_tensor(rr) then
+    t = rr:detach():totable()
+  elseif type(rr) == "number" then
     t = {}
     for i = 1, B do t[i] = rr end
   end
