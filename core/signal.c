@@ -651,31 +651,33 @@ int ewb_rhythm_measures(ewb_tensor *rpeaks, double fs, ewb_rhythm *out) {
 
 /* ------------------------------------------------------------ delineation */
 
-/* The delineator works on E(t) = sqrt(sum_l y_l(t)^2), the magnitude of the
-   multi-lead signal after a 40 Hz low-pass and an isoelectric correction
-   (each lead less its level at one PR-segment point per beat, joined
-   linearly; a high-pass would shift the segments by the mean of the waves,
-   which biases every tangent): a wave is a bump of E whatever its polarity
-   in each lead. Boundaries use the tangent method: the tangent to E at its
-   steepest point on the wave's outer flank, intersected with the local
-   isoelectric level of E (its minimum over the search window). For a
-   Gaussian wave of width sigma this gives exactly centre -+ 2 sigma, which is
-   how the tests derive the truth from the simulator's wave parameters.
-     QRS: E's maximum within +-40 ms of R; the first and last local maxima of
-       E above 8% of it within min(100 ms, 0.2 RR) before and min(120 ms,
-       0.25 RR) after are the first and last deflections; onset and offset
-       are tangents on their outer flanks (60 ms windows).
-     T: E's maximum from QRS offset + 30 ms to R + 0.62 RR; offset by the
-       tangent within 150 ms after the peak.
-     P: E's maximum from R - min(0.45 RR, 400 ms) (or the previous T offset)
-       to QRS onset - 10 ms; present when it is an interior local maximum
-       rising at least 4% of the QRS peak above the window's minimum.
-   Intervals are medians over beats: PR = QRS onset - P onset, QRS = offset -
-   onset, QT = T offset - QRS onset; QTc by Bazett QT/sqrt(RR) and
-   Fridericia QT/cbrt(RR), RR the median in s. The frontal axis is
-   atan2(2 aVF / sqrt 3, I) of the net QRS areas (onset to offset, above the
-   isoelectric level) summed over beats: with Einthoven's equilateral triangle,
-   aVF = (sqrt 3 / 2) H_y and I = H_x. */
+/* The delineator, stage by stage:
+     1. each lead through a 40 Hz low-pass, then an isoelectric correction:
+        each lead less its level at one PR-segment point per beat (the
+        flattest 20 ms before the QRS), joined linearly; a high-pass would
+        shift the segments by the mean of the waves;
+     2. the spatial signal (spatial_components): the vectorcardiogram by the
+        inverse Dower transform with the 12 standard leads, else the leads;
+        E(t) its magnitude, a wave being a bump of E whatever its polarity
+        in each lead, V and A the magnitudes of its first and second
+        derivatives;
+     3. QRS onset and offset per beat (qrs_bounds): 5% of the QRS's peak
+        magnitude, with atrial activity and the ST segment kept out;
+     4. T: E's maximum from QRS offset + 30 ms to R + 0.62 RR; its offset by
+        the tangent method within 150 ms after the peak (the tangent to E at
+        its steepest point meeting E's local minimum; centre + 2 sigma for a
+        Gaussian wave);
+     5. P: E's maximum from R - min(0.45 RR, 400 ms) (or the previous T
+        offset) to QRS onset - 10 ms, when it is an interior local maximum
+        rising at least 4% of the QRS peak above the window's minimum; onset
+        and offset by tangents. Then P waves must recur at one PR interval
+        (see the summary), which tells sinus P waves from f waves;
+     6. intervals are medians over beats: PR = QRS onset - P onset, QRS =
+        offset - onset, QT = T offset - QRS onset; QTc by Bazett QT/sqrt(RR)
+        and Fridericia QT/cbrt(RR), RR the median in s. The frontal axis is
+        atan2(2 aVF / sqrt 3, I) of the net QRS areas (onset to offset, above
+        the isoelectric level) summed over beats: with Einthoven's
+        equilateral triangle, aVF = (sqrt 3 / 2) H_y and I = H_x. */
 typedef struct { const double *E, *dE; int64_t n; } env;
 
 static double win_min(const env *e, int64_t a, int64_t b) {
@@ -769,13 +771,8 @@ static void magnitudes(const double *c, int K, int64_t n, double *E, double *V, 
     free(d);
 }
 
-static double tune(const char *name, double def) {
-    const char *v = getenv(name);
-    return v ? atof(v) : def;
-}
-
 /* first sample from `from` in direction dir (+1 / -1), at most `lim` samples
-   away, where f stays below thr for `hold` samples; -1 if none */
+   away, where f stays below thr for `hold` more samples; -1 if none */
 static int64_t quiet_from(const double *f, int64_t n, int64_t from, int dir, int64_t lim, double thr, int64_t hold) {
     int64_t run = 0;
     for (int64_t k = 0; k <= lim; k++) {
@@ -787,9 +784,26 @@ static int64_t quiet_from(const double *f, int64_t n, int64_t from, int dir, int
     return -1;
 }
 
-/* QRS onset and offset (fractional samples) of the beat at R peak pk */
-static void qrs_bounds(const env *e, const double *V, const double *A, int64_t pk, double ms, double rr_prev,
-                       double rr_next, double *on, double *off) {
+/* QRS onset and offset (fractional samples) of the beat at R peak pk, on the
+   spatial signal c (K, n) with magnitude E, velocity V and acceleration A.
+   The simulator's truth (core/sim.c) puts them where the QRS's own vector
+   magnitude crosses 5% of its peak, so that is what is measured, with the
+   atrial activity before and the ST segment after kept out of it:
+     onset: walking back from the peak of E, the first sample below 5% of it
+       (E is isoelectric-corrected, so the PR segment is at 0); when f or
+       flutter waves hold E above that level, the onset moves forward to
+       where the QRS's slope starts (V above 20% of its peak).
+     offset: first the ST segment is found, where the complex falls quiet
+       for 10 ms: velocity below 7% of its peak (q_v) or acceleration below
+       5% of its peak (q_a). Two estimates of the J point follow, biased in
+       opposite directions: (a) the earlier quiet point, late when a slow
+       terminal component (LBBB) keeps the slope up; (b) walking back from
+       q_v (q_a if none) to the last sample whose vector differs from the
+       ST segment's by more than 5% of the QRS peak, the magnitude criterion
+       with the ST level in place of 0, early when the ST segment slopes
+       (ST depression). The offset is their mean. */
+static void qrs_bounds(const env *e, const double *c, int K, const double *V, const double *A, int64_t pk, double ms,
+                       double rr_prev, double rr_next, double *on, double *off) {
     *on = *off = NAN;
     int64_t n = e->n;
     int64_t r = win_argmax(e, pk - (int64_t)(60 * ms), pk + (int64_t)(60 * ms));
@@ -797,16 +811,27 @@ static void qrs_bounds(const env *e, const double *V, const double *A, int64_t p
     double Er = e->E[r], Vpk = 0, Apk = 0;
     for (int64_t t = r - pre; t <= r + post; t++)
         if (t >= 0 && t < n) Vpk = fmax(Vpk, V[t]), Apk = fmax(Apk, A[t]);
-    int64_t hold = (int64_t)(tune("DL_HOLD", 10) * ms);
-    /* onset: E below 5% of its peak */
-    int64_t a = quiet_from(e->E, n, r, -1, pre, tune("DL_EON", 0.05) * Er, 0);
+    /* onset */
+    int64_t a = quiet_from(e->E, n, r, -1, pre, 0.05 * Er, 0);
     if (a < 0) return;
-    *on = a + (tune("DL_EON", 0.05) * Er - e->E[a]) / (e->E[a + 1] - e->E[a] + 1e-300);
-    /* offset: velocity or acceleration quiet */
-    int64_t ov = quiet_from(V, n, r, 1, post, tune("DL_VOFF", 0.07) * Vpk, hold);
-    int64_t oa = quiet_from(A, n, r, 1, post, tune("DL_AOFF", 0.05) * Apk, hold);
-    if (ov < 0 && oa < 0) { *on = NAN; return; }
-    *off = ov < 0 ? oa : oa < 0 ? ov : ov < oa ? ov : oa;
+    if (V[a] < 0.2 * Vpk) {
+        while (a < r && V[a] < 0.2 * Vpk) a++;
+        *on = (double)a;
+    } else {
+        *on = a + (0.05 * Er - e->E[a]) / (e->E[a + 1] - e->E[a] + 1e-300); /* E rises through 5% in (a, a+1) */
+    }
+    /* offset */
+    int64_t hold = (int64_t)(10 * ms);
+    int64_t qv = quiet_from(V, n, r, 1, post, 0.07 * Vpk, hold), qa = quiet_from(A, n, r, 1, post, 0.05 * Apk, hold);
+    if (qv < 0 && qa < 0) { *on = NAN; return; }
+    int64_t quiet = qv < 0 ? qa : qa < 0 ? qv : qv < qa ? qv : qa; /* (a) */
+    int64_t q = qv >= 0 ? qv : qa, t = q;                            /* (b) */
+    for (; t > r; t--) {
+        double s2 = 0;
+        for (int k = 0; k < K; k++) s2 += (c[k * n + t] - c[k * n + q]) * (c[k * n + t] - c[k * n + q]);
+        if (sqrt(s2) > 0.05 * Er) break;
+    }
+    *off = 0.5 * ((double)quiet + (double)t);
 }
 
 int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int lead_avf, ewb_tensor **points,
@@ -916,7 +941,7 @@ int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int 
         double rr_next = b + 1 < np ? (double)(pk[b + 1] - pk[b]) : b > 0 ? (double)(pk[b] - pk[b - 1]) : fs;
         double rr_prev = b > 0 ? (double)(pk[b] - pk[b - 1]) : rr_next;
         P[4] = (double)pk[b];
-        qrs_bounds(&e, V, A, pk[b], ms, rr_prev, rr_next, &P[3], &P[5]);
+        qrs_bounds(&e, comp, K, V, A, pk[b], ms, rr_prev, rr_next, &P[3], &P[5]);
         if (isnan(P[3]) || isnan(P[5])) { prev_toff = NAN; continue; }
         int64_t r = win_argmax(&e, (int64_t)P[3], (int64_t)P[5]);
         double Er = E[r];
@@ -956,12 +981,32 @@ int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int 
             for (int64_t t = on; t <= off; t++) area_i += yi[t], area_f += yf[t]; /* y is isoelectric-corrected */
         }
     }
+    /* P waves must recur: a sinus P comes at the same PR interval every beat,
+       while in atrial fibrillation the largest bump before each QRS (an f
+       wave) lands anywhere. A P is kept when its PR is within 20 ms of the
+       median PR of the beats that have one; when fewer than half of all
+       beats keep one, the record has no P waves. */
+    int64_t k = 0;
+    for (int64_t b = 0; b < np; b++)
+        if (!isnan(pts[8 * b])) tmp[k++] = pts[8 * b + 3] - pts[8 * b];
+    double pr_med = median(tmp, k);
+    int64_t kept = 0;
+    for (int64_t b = 0; b < np; b++) {
+        double *P = pts + 8 * b;
+        if (isnan(P[0])) continue;
+        if (fabs(P[3] - P[0] - pr_med) > 20 * ms) P[0] = P[1] = P[2] = NAN;
+        else kept++;
+    }
+    if (kept < 0.5 * np) {
+        for (int64_t b = 0; b < np; b++) pts[8 * b] = pts[8 * b + 1] = pts[8 * b + 2] = NAN;
+        kept = 0;
+    }
+    have_p = kept;
     /* summary */
     memset(out, 0, sizeof *out);
     out->nbeats = np;
     double *iv[3] = {&out->pr_ms, &out->qrs_ms, &out->qt_ms};
     const int from[3] = {0, 3, 3}, to[3] = {3, 5, 7}; /* PR, QRS, QT as differences of points */
-    int64_t k;
     for (int j = 0; j < 3; j++) {
         k = 0;
         for (int64_t b = 0; b < np; b++) {
