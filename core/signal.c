@@ -463,7 +463,9 @@ static double slope_at(const double *sq, int64_t t, int64_t w) {
         closer than that, only the largest can be a QRS); a candidate
         within 360 ms of the last QRS whose maximal slope is under half the
         last QRS's slope is a T wave; when no QRS comes within 1.66 mean RR
-        (of the last 8), search back for the largest candidate above THR2;
+        (of the last 8), search back for the largest candidate above THR2
+        whose maximal slope is at least half the last QRS's (an f wave or a
+        T wave in a long pause of atrial fibrillation is not);
      5. each QRS is placed at the largest deflection of the clean signal
         (clean_rows)
         (sum over leads of the squared, unit-variance-scaled signal) within
@@ -539,7 +541,9 @@ int ewb_rpeaks(ewb_tensor *x, double fs, ewb_tensor **out) {
                 int64_t best = -1;
                 for (int64_t j = 0; j < ci; j++) {
                     int64_t q = cand[j];
-                    if (q > last + refr && q < p - refr && mwi[q] > thr2 && (best < 0 || mwi[q] > mwi[best])) best = q;
+                    if (q > last + refr && q < p - refr && mwi[q] > thr2 && (best < 0 || mwi[q] > mwi[best]) &&
+                        slope_at(sq, q, sw) >= 0.5 * last_slope)
+                        best = q;
                 }
                 if (best >= 0) {
                     spki = 0.25 * mwi[best] + 0.75 * spki;
