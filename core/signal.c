@@ -463,7 +463,9 @@ static double slope_at(const double *sq, int64_t t, int64_t w) {
         closer than that, only the largest can be a QRS); a candidate
         within 360 ms of the last QRS whose maximal slope is under half the
         last QRS's slope is a T wave; when no QRS comes within 1.66 mean RR
-        (of the last 8), search back for the largest candidate above THR2;
+        (of the last 8), search back for the largest candidate above THR2
+        whose maximal slope is at least half the last QRS's (an f wave or a
+        T wave in a long pause of atrial fibrillation is not);
      5. each QRS is placed at the largest deflection of the clean signal
         (clean_rows)
         (sum over leads of the squared, unit-variance-scaled signal) within
@@ -539,7 +541,9 @@ int ewb_rpeaks(ewb_tensor *x, double fs, ewb_tensor **out) {
                 int64_t best = -1;
                 for (int64_t j = 0; j < ci; j++) {
                     int64_t q = cand[j];
-                    if (q > last + refr && q < p - refr && mwi[q] > thr2 && (best < 0 || mwi[q] > mwi[best])) best = q;
+                    if (q > last + refr && q < p - refr && mwi[q] > thr2 && (best < 0 || mwi[q] > mwi[best]) &&
+                        slope_at(sq, q, sw) >= 0.5 * last_slope)
+                        best = q;
                 }
                 if (best >= 0) {
                     spki = 0.25 * mwi[best] + 0.75 * spki;
@@ -651,31 +655,33 @@ int ewb_rhythm_measures(ewb_tensor *rpeaks, double fs, ewb_rhythm *out) {
 
 /* ------------------------------------------------------------ delineation */
 
-/* The delineator works on E(t) = sqrt(sum_l y_l(t)^2), the magnitude of the
-   multi-lead signal after a 40 Hz low-pass and an isoelectric correction
-   (each lead less its level at one PR-segment point per beat, joined
-   linearly; a high-pass would shift the segments by the mean of the waves,
-   which biases every tangent): a wave is a bump of E whatever its polarity
-   in each lead. Boundaries use the tangent method: the tangent to E at its
-   steepest point on the wave's outer flank, intersected with the local
-   isoelectric level of E (its minimum over the search window). For a
-   Gaussian wave of width sigma this gives exactly centre -+ 2 sigma, which is
-   how the tests derive the truth from the simulator's wave parameters.
-     QRS: E's maximum within +-40 ms of R; the first and last local maxima of
-       E above 8% of it within min(100 ms, 0.2 RR) before and min(120 ms,
-       0.25 RR) after are the first and last deflections; onset and offset
-       are tangents on their outer flanks (60 ms windows).
-     T: E's maximum from QRS offset + 30 ms to R + 0.62 RR; offset by the
-       tangent within 150 ms after the peak.
-     P: E's maximum from R - min(0.45 RR, 400 ms) (or the previous T offset)
-       to QRS onset - 10 ms; present when it is an interior local maximum
-       rising at least 4% of the QRS peak above the window's minimum.
-   Intervals are medians over beats: PR = QRS onset - P onset, QRS = offset -
-   onset, QT = T offset - QRS onset; QTc by Bazett QT/sqrt(RR) and
-   Fridericia QT/cbrt(RR), RR the median in s. The frontal axis is
-   atan2(2 aVF / sqrt 3, I) of the net QRS areas (onset to offset, above the
-   isoelectric level) summed over beats: with Einthoven's equilateral triangle,
-   aVF = (sqrt 3 / 2) H_y and I = H_x. */
+/* The delineator, stage by stage:
+     1. each lead through a 40 Hz low-pass, then an isoelectric correction:
+        each lead less its level at one PR-segment point per beat (the
+        flattest 20 ms before the QRS), joined linearly; a high-pass would
+        shift the segments by the mean of the waves;
+     2. the spatial signal (spatial_components): the vectorcardiogram by the
+        inverse Dower transform with the 12 standard leads, else the leads;
+        E(t) its magnitude, a wave being a bump of E whatever its polarity
+        in each lead, V and A the magnitudes of its first and second
+        derivatives;
+     3. QRS onset and offset per beat (qrs_bounds): 5% of the QRS's peak
+        magnitude, with atrial activity and the ST segment kept out;
+     4. T: E's maximum from QRS offset + 30 ms to R + 0.62 RR; its offset by
+        the tangent method within 150 ms after the peak (the tangent to E at
+        its steepest point meeting E's local minimum; centre + 2 sigma for a
+        Gaussian wave);
+     5. P: E's maximum from R - min(0.45 RR, 400 ms) (or the previous T
+        offset) to QRS onset - 10 ms, when it is an interior local maximum
+        rising at least 4% of the QRS peak above the window's minimum; onset
+        and offset by tangents. Then P waves must recur at one PR interval
+        (see the summary), which tells sinus P waves from f waves;
+     6. intervals are medians over beats: PR = QRS onset - P onset, QRS =
+        offset - onset, QT = T offset - QRS onset; QTc by Bazett QT/sqrt(RR)
+        and Fridericia QT/cbrt(RR), RR the median in s. The frontal axis is
+        atan2(2 aVF / sqrt 3, I) of the net QRS areas (onset to offset, above
+        the isoelectric level) summed over beats: with Einthoven's
+        equilateral triangle, aVF = (sqrt 3 / 2) H_y and I = H_x. */
 typedef struct { const double *E, *dE; int64_t n; } env;
 
 static double win_min(const env *e, int64_t a, int64_t b) {
@@ -697,6 +703,139 @@ static double tangent(const env *e, int64_t a, int64_t b, double level, int dir)
         if (best < 0 || dir * e->dE[t] > dir * e->dE[best]) best = t;
     if (best < 0 || !(dir * e->dE[best] > 0)) return NAN;
     return (double)best - (e->E[best] - level) / e->dE[best];
+}
+
+/* Dower's matrix (Dower et al. 1980), rows V1..V6, I, II, columns X, Y, Z:
+   the leads a dipole (X, Y, Z) produces. */
+static const double DOWER[8][3] = {
+    {-0.515, 0.157, -0.917}, {0.044, 0.164, -1.387}, {0.882, 0.098, -1.277}, {1.213, 0.127, -0.601},
+    {1.125, 0.127, -0.086},  {0.831, 0.076, 0.230},  {0.632, -0.235, 0.059}, {0.235, 1.066, -0.132},
+};
+
+/* The multi-lead signal the boundaries are measured on, (K, n). With the 12
+   standard leads (I and aVF at rows 0 and 5) it is the vectorcardiogram by
+   the inverse Dower transform, the least-squares dipole (D'D)^-1 D' l of the
+   eight independent leads V1-V6, I, II (Edenbrandt & Pahlm 1988 derived the
+   clinical inverse Dower matrix the same way): its magnitude is the heart
+   vector's, whatever the direction, so one threshold fits every axis and
+   every conduction pattern. Otherwise the leads themselves (K = rows). */
+static double *spatial_components(const double *y, int64_t rows, int64_t n, int lead_i, int lead_avf, int *K) {
+    if (!(rows == 12 && lead_i == 0 && lead_avf == 5)) {
+        double *c = malloc(sizeof(double) * (size_t)(rows * n));
+        if (c) memcpy(c, y, sizeof(double) * (size_t)(rows * n));
+        *K = (int)rows;
+        return c;
+    }
+    double G[3][3] = {{0}}, Gi[3][3], Pm[3][8];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            for (int r = 0; r < 8; r++) G[i][j] += DOWER[r][i] * DOWER[r][j];
+    double det = G[0][0] * (G[1][1] * G[2][2] - G[1][2] * G[2][1]) - G[0][1] * (G[1][0] * G[2][2] - G[1][2] * G[2][0]) +
+                 G[0][2] * (G[1][0] * G[2][1] - G[1][1] * G[2][0]);
+    for (int i = 0; i < 3; i++) /* inverse by cofactors (G is symmetric) */
+        for (int j = 0; j < 3; j++) {
+            int i1 = (j + 1) % 3, i2 = (j + 2) % 3, j1 = (i + 1) % 3, j2 = (i + 2) % 3;
+            Gi[i][j] = (G[i1][j1] * G[i2][j2] - G[i1][j2] * G[i2][j1]) / det;
+        }
+    for (int i = 0; i < 3; i++)
+        for (int r = 0; r < 8; r++) {
+            Pm[i][r] = 0;
+            for (int j = 0; j < 3; j++) Pm[i][r] += Gi[i][j] * DOWER[r][j];
+        }
+    static const int ROW[8] = {6, 7, 8, 9, 10, 11, 0, 1}; /* V1..V6, I, II in the standard order */
+    double *c = calloc((size_t)(3 * n), sizeof(double));
+    if (!c) return NULL;
+    for (int i = 0; i < 3; i++)
+        for (int r = 0; r < 8; r++)
+            for (int64_t t = 0; t < n; t++) c[i * n + t] += Pm[i][r] * y[ROW[r] * n + t];
+    *K = 3;
+    return c;
+}
+
+/* per sample: E the magnitude of the K components, V the magnitude of their
+   slope (spatial velocity) and A of their second derivative (spatial
+   acceleration), the derivatives by the 5-point least-squares filter */
+static void magnitudes(const double *c, int K, int64_t n, double *E, double *V, double *A) {
+    double *d = malloc(sizeof(double) * (size_t)(K * n));
+    for (int64_t t = 0; t < n; t++) E[t] = V[t] = A[t] = 0;
+    for (int k = 0; k < K && d; k++) {
+        const double *x = c + k * n;
+        double *dx = d + k * n;
+        for (int64_t t = 0; t < n; t++) {
+            E[t] += x[t] * x[t];
+            dx[t] = t >= 2 && t + 2 < n ? (2 * x[t + 2] + x[t + 1] - x[t - 1] - 2 * x[t - 2]) / 10 : 0;
+            V[t] += dx[t] * dx[t];
+        }
+        for (int64_t t = 2; t + 2 < n; t++) {
+            double a = (2 * dx[t + 2] + dx[t + 1] - dx[t - 1] - 2 * dx[t - 2]) / 10;
+            A[t] += a * a;
+        }
+    }
+    for (int64_t t = 0; t < n; t++) E[t] = sqrt(E[t]), V[t] = sqrt(V[t]), A[t] = sqrt(A[t]);
+    free(d);
+}
+
+/* first sample from `from` in direction dir (+1 / -1), at most `lim` samples
+   away, where f stays below thr for `hold` more samples; -1 if none */
+static int64_t quiet_from(const double *f, int64_t n, int64_t from, int dir, int64_t lim, double thr, int64_t hold) {
+    int64_t run = 0;
+    for (int64_t k = 0; k <= lim; k++) {
+        int64_t t = from + dir * k;
+        if (t < 2 || t >= n - 2) return -1;
+        run = f[t] < thr ? run + 1 : 0;
+        if (run > hold) return t - dir * hold;
+    }
+    return -1;
+}
+
+/* QRS onset and offset (fractional samples) of the beat at R peak pk, on the
+   spatial signal c (K, n) with magnitude E, velocity V and acceleration A.
+   The simulator's truth (core/sim.c) puts them where the QRS's own vector
+   magnitude crosses 5% of its peak, so that is what is measured, with the
+   atrial activity before and the ST segment after kept out of it:
+     onset: walking back from the peak of E, the first sample below 5% of it
+       (E is isoelectric-corrected, so the PR segment is at 0); when f or
+       flutter waves hold E above that level, the onset moves forward to
+       where the QRS's slope starts (V above 20% of its peak).
+     offset: first the ST segment is found, where the complex falls quiet
+       for 10 ms: velocity below 7% of its peak (q_v) or acceleration below
+       5% of its peak (q_a). Two estimates of the J point follow, biased in
+       opposite directions: (a) the earlier quiet point, late when a slow
+       terminal component (LBBB) keeps the slope up; (b) walking back from
+       q_v (q_a if none) to the last sample whose vector differs from the
+       ST segment's by more than 5% of the QRS peak, the magnitude criterion
+       with the ST level in place of 0, early when the ST segment slopes
+       (ST depression). The offset is their mean. */
+static void qrs_bounds(const env *e, const double *c, int K, const double *V, const double *A, int64_t pk, double ms,
+                       double rr_prev, double rr_next, double *on, double *off) {
+    *on = *off = NAN;
+    int64_t n = e->n;
+    int64_t r = win_argmax(e, pk - (int64_t)(60 * ms), pk + (int64_t)(60 * ms));
+    int64_t pre = (int64_t)fmin(150 * ms, 0.35 * rr_prev), post = (int64_t)fmin(200 * ms, 0.4 * rr_next);
+    double Er = e->E[r], Vpk = 0, Apk = 0;
+    for (int64_t t = r - pre; t <= r + post; t++)
+        if (t >= 0 && t < n) Vpk = fmax(Vpk, V[t]), Apk = fmax(Apk, A[t]);
+    /* onset */
+    int64_t a = quiet_from(e->E, n, r, -1, pre, 0.05 * Er, 0);
+    if (a < 0) return;
+    if (V[a] < 0.2 * Vpk) {
+        while (a < r && V[a] < 0.2 * Vpk) a++;
+        *on = (double)a;
+    } else {
+        *on = a + (0.05 * Er - e->E[a]) / (e->E[a + 1] - e->E[a] + 1e-300); /* E rises through 5% in (a, a+1) */
+    }
+    /* offset */
+    int64_t hold = (int64_t)(10 * ms);
+    int64_t qv = quiet_from(V, n, r, 1, post, 0.07 * Vpk, hold), qa = quiet_from(A, n, r, 1, post, 0.05 * Apk, hold);
+    if (qv < 0 && qa < 0) { *on = NAN; return; }
+    int64_t quiet = qv < 0 ? qa : qa < 0 ? qv : qv < qa ? qv : qa; /* (a) */
+    int64_t q = qv >= 0 ? qv : qa, t = q;                            /* (b) */
+    for (; t > r; t--) {
+        double s2 = 0;
+        for (int k = 0; k < K; k++) s2 += (c[k * n + t] - c[k * n + q]) * (c[k * n + t] - c[k * n + q]);
+        if (sqrt(s2) > 0.05 * Er) break;
+    }
+    *off = 0.5 * ((double)quiet + (double)t);
 }
 
 int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int lead_avf, ewb_tensor **points,
@@ -735,9 +874,12 @@ int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int 
         ewb_tensor_free(xc);
         return ewb_error("delineate: out of memory for %s", ewb_s(x));
     }
-    /* isoelectric baseline: per beat, the flattest sample (least spatial
-       velocity) between R - min(100 ms, 0.2 RR) and R - 15 ms is a PR-segment
-       point; each lead's level there, joined linearly from beat to beat, is
+    /* isoelectric baseline: per beat, the centre of the flattest 20 ms
+       (least spatial velocity summed over the window) between
+       R - min(250 ms, 0.4 RR) and R - 20 ms is a PR- (or TP-) segment point:
+       a stretch, not a sample, so the top of a wave (flat for an instant,
+       like the first hump of a notched LBBB complex) is not taken for it;
+       each lead's level there, joined linearly from beat to beat, is
        subtracted */
     for (int64_t t = 0; t < n; t++) {
         double s = 0;
@@ -746,12 +888,18 @@ int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int 
             double d = t >= 2 && t + 2 < n ? 2 * yr[t + 2] + yr[t + 1] - yr[t - 1] - 2 * yr[t - 2] : 0;
             s += d * d;
         }
-        E[t] = s; /* spatial velocity squared, for now */
+        dE[t] = s; /* spatial velocity squared */
+    }
+    int64_t hw = (int64_t)(0.01 * fs);
+    for (int64_t t = 0; t < n; t++) { /* summed over +-10 ms */
+        double s = 0;
+        for (int64_t u = t - hw; u <= t + hw; u++) s += dE[u < 0 ? 0 : u >= n ? n - 1 : u];
+        E[t] = s;
     }
     int64_t *iso = malloc(sizeof(int64_t) * (size_t)(np + 1)), niso = 0;
     for (int64_t b = 0; b < np && iso; b++) {
         double rr = b > 0 ? (double)(pk[b] - pk[b - 1]) : b + 1 < np ? (double)(pk[b + 1] - pk[b]) : fs;
-        int64_t a = pk[b] - (int64_t)fmin(0.1 * fs, 0.2 * rr), z = pk[b] - (int64_t)(0.015 * fs), best = -1;
+        int64_t a = pk[b] - (int64_t)fmin(0.25 * fs, 0.4 * rr), z = pk[b] - (int64_t)(0.02 * fs), best = -1;
         for (int64_t t = a < 2 ? 2 : a; t <= z && t < n - 2; t++)
             if (best < 0 || E[t] < E[best]) best = t;
         if (best >= 0 && (niso == 0 || best > iso[niso - 1])) iso[niso++] = best;
@@ -774,11 +922,18 @@ int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int 
         }
     }
     free(iso);
-    for (int64_t t = 0; t < n; t++) {
-        double s = 0;
-        for (int64_t r = 0; r < rows; r++) s += y[r * n + t] * y[r * n + t];
-        E[t] = sqrt(s);
+    /* the spatial signal: with the 12 standard leads, the vectorcardiogram
+       by the inverse Dower transform; otherwise the leads themselves */
+    int K = 0;
+    double *comp = spatial_components(y, rows, n, lead_i, lead_avf, &K);
+    double *V = malloc(sizeof(double) * (size_t)n), *A = malloc(sizeof(double) * (size_t)n);
+    if (!comp || !V || !A) {
+        free(comp); free(V); free(A); free(y); free(E); free(dE); free(pts); free(tmp); free(pk);
+        ewb_tensor_free(ptens);
+        ewb_tensor_free(xc);
+        return ewb_error("delineate: out of memory for %s", ewb_s(x));
     }
+    magnitudes(comp, K, n, E, V, A);
     for (int64_t t = 0; t < n; t++) /* slope per sample: 5-point least-squares derivative */
         dE[t] = t >= 2 && t + 2 < n ? (2 * E[t + 2] + E[t + 1] - E[t - 1] - 2 * E[t - 2]) / 10 : 0;
     env e = {E, dE, n};
@@ -789,20 +944,11 @@ int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int 
         for (int j = 0; j < 8; j++) P[j] = NAN;
         double rr_next = b + 1 < np ? (double)(pk[b + 1] - pk[b]) : b > 0 ? (double)(pk[b] - pk[b - 1]) : fs;
         double rr_prev = b > 0 ? (double)(pk[b] - pk[b - 1]) : rr_next;
-        int64_t r = win_argmax(&e, pk[b] - (int64_t)(40 * ms), pk[b] + (int64_t)(40 * ms));
-        double Er = E[r];
         P[4] = (double)pk[b];
-        /* QRS: first and last deflections */
-        int64_t pre = (int64_t)fmin(100 * ms, 0.2 * rr_prev), post = (int64_t)fmin(120 * ms, 0.25 * rr_next);
-        int64_t first = r, lastd = r;
-        for (int64_t t = r - pre; t < r; t++)
-            if (t >= 1 && E[t] >= 0.08 * Er && E[t] >= E[t - 1] && E[t] > E[t + 1]) { first = t; break; }
-        for (int64_t t = r + post; t > r; t--)
-            if (t + 1 < n && E[t] >= 0.08 * Er && E[t] > E[t - 1] && E[t] >= E[t + 1]) { lastd = t; break; }
-        int64_t w60 = (int64_t)(60 * ms), w100 = (int64_t)(100 * ms);
-        P[3] = tangent(&e, first - w60, first, win_min(&e, first - w100, first), 1);
-        P[5] = tangent(&e, lastd, lastd + w60, win_min(&e, lastd, lastd + w100), -1);
-        if (isnan(P[3]) || isnan(P[5]) || P[3] < 0 || P[5] >= n) { P[3] = P[5] = NAN; prev_toff = NAN; continue; }
+        qrs_bounds(&e, comp, K, V, A, pk[b], ms, rr_prev, rr_next, &P[3], &P[5]);
+        if (isnan(P[3]) || isnan(P[5])) { prev_toff = NAN; continue; }
+        int64_t r = win_argmax(&e, (int64_t)P[3], (int64_t)P[5]);
+        double Er = E[r];
         /* T wave */
         int64_t ts = (int64_t)(P[5] + 30 * ms), te = r + (int64_t)(0.62 * rr_next);
         if (te < n && te > ts) {
@@ -839,12 +985,32 @@ int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int 
             for (int64_t t = on; t <= off; t++) area_i += yi[t], area_f += yf[t]; /* y is isoelectric-corrected */
         }
     }
+    /* P waves must recur: a sinus P comes at the same PR interval every beat,
+       while in atrial fibrillation the largest bump before each QRS (an f
+       wave) lands anywhere. A P is kept when its PR is within 20 ms of the
+       median PR of the beats that have one; when fewer than half of all
+       beats keep one, the record has no P waves. */
+    int64_t k = 0;
+    for (int64_t b = 0; b < np; b++)
+        if (!isnan(pts[8 * b])) tmp[k++] = pts[8 * b + 3] - pts[8 * b];
+    double pr_med = median(tmp, k);
+    int64_t kept = 0;
+    for (int64_t b = 0; b < np; b++) {
+        double *P = pts + 8 * b;
+        if (isnan(P[0])) continue;
+        if (fabs(P[3] - P[0] - pr_med) > 20 * ms) P[0] = P[1] = P[2] = NAN;
+        else kept++;
+    }
+    if (kept < 0.5 * np) {
+        for (int64_t b = 0; b < np; b++) pts[8 * b] = pts[8 * b + 1] = pts[8 * b + 2] = NAN;
+        kept = 0;
+    }
+    have_p = kept;
     /* summary */
     memset(out, 0, sizeof *out);
     out->nbeats = np;
     double *iv[3] = {&out->pr_ms, &out->qrs_ms, &out->qt_ms};
     const int from[3] = {0, 3, 3}, to[3] = {3, 5, 7}; /* PR, QRS, QT as differences of points */
-    int64_t k;
     for (int j = 0; j < 3; j++) {
         k = 0;
         for (int64_t b = 0; b < np; b++) {
@@ -866,7 +1032,7 @@ int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int 
         for (int64_t i = 0; i < 8 * np; i++) o[i] = isnan(pts[i]) ? -1 : (int64_t)llround(pts[i]);
         *points = ptens;
     }
-    free(y); free(E); free(dE); free(pts); free(tmp); free(pk);
+    free(comp); free(V); free(A); free(y); free(E); free(dE); free(pts); free(tmp); free(pk);
     ewb_tensor_free(xc);
     return 0;
 }
