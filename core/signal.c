@@ -925,10 +925,18 @@ static void beats_pass(dl_state *s) {
         double Er = E[r];
         /* T wave */
         int64_t ts = (int64_t)(P[5] + 30 * ms), te = r + (int64_t)(0.62 * rr_next);
+        int64_t lim = pk[b] + (int64_t)(0.75 * rr_next);
         if (te < n && te > ts) {
             int64_t tp = win_argmax(&e, ts, te);
+            /* a long QT: E still rising at the window's end; the peak is
+               sought on, to 100 ms before the next R */
+            int64_t far = b + 1 < np ? pk[b + 1] - (int64_t)(100 * ms) : n - 1;
+            if (tp >= te - 1 && far > te + 1) {
+                int64_t t2 = te;
+                while (t2 + 1 <= far && t2 + 1 < n && E[t2 + 1] >= E[t2]) t2++;
+                if (t2 < far) tp = t2, te = far, lim = b + 1 < np ? pk[b + 1] - (int64_t)(40 * ms) : n - 1;
+            }
             if (tp > ts && tp < te) {
-                int64_t lim = pk[b] + (int64_t)(0.75 * rr_next);
                 int64_t tend = tp + (int64_t)(150 * ms) < lim ? tp + (int64_t)(150 * ms) : lim;
                 double lvl = win_min(&e, tp, tp + (int64_t)(250 * ms) < lim ? tp + (int64_t)(250 * ms) : lim);
                 P[6] = (double)tp;
