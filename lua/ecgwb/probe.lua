@@ -3,6 +3,7 @@ ECG encoder on multi-label classification (recipes/linear_probe.lua and
 recipes/finetune.lua use them).
 
   local P = wb.probe
+  local h = P.pool(enc, x, lead_mask, pool)           -- (B, D') with autograd, for fine-tuning
   local Z = P.embed(enc, x, { pool = { "frames_mean", "frames_max", "amplitude" } }) -- (N, D') frozen
   local rows = P.label_fraction(labels, 0.01, 7)     -- seeded, >= 1 positive per label where possible
   local m = P.fit_logistic(Ztr, Ytr, { l2 = 1e-3 })  -- one logistic regression per label
@@ -56,8 +57,9 @@ end
 ------------------------------------------------------------------ embeddings
 M.pools = { frames_mean = true, frames_max = true, features_mean = true, features_max = true, amplitude = true }
 
--- one batch x (B, 12, L) -> (B, D')
-local function embed_batch(enc, x, lead_mask, pool)
+-- the pooled embedding of one batch, with autograd (fine-tuning uses it):
+-- x (B, 12, L), lead_mask (B, 12) or nil, pool (list) -> (B, D')
+function M.pool(enc, x, lead_mask, pool)
   local out = enc(x, lead_mask)
   local parts = {}
   for _, p in ipairs(pool) do
@@ -72,6 +74,14 @@ local function embed_batch(enc, x, lead_mask, pool)
     end
   end
   return #parts == 1 and parts[1] or wb.cat(parts, 2)
+end
+
+-- the width of M.pool's output for an encoder
+function M.pool_dim(enc, pool)
+  if type(pool) == "string" then pool = { pool } end
+  local D, C, n = enc.cfg.d_model, enc.cfg.conv_channels, 0
+  for _, p in ipairs(pool or { "frames_mean" }) do n = n + ((p == "frames_mean" or p == "frames_max") and D or C) end
+  return n
 end
 
 -- enc, x (N, 12, L) -> (N, D') f32, no graph. o: pool (list), batch (64), lead_mask (N, 12)
@@ -90,7 +100,7 @@ function M.embed(enc, x, o)
     local out = {}
     for i = 1, N, bs do
       local n = math.min(bs, N - i + 1)
-      out[#out + 1] = embed_batch(enc, x:narrow(1, i, n), o.lead_mask and o.lead_mask:narrow(1, i, n), pool)
+      out[#out + 1] = M.pool(enc, x:narrow(1, i, n), o.lead_mask and o.lead_mask:narrow(1, i, n), pool)
     end
     return #out == 1 and out[1] or wb.cat(out, 1)
   end)
