@@ -46,10 +46,13 @@ local cfg = {
   seed = 1,
   fs = 250,
   encoder = opts.encoder or "runs/pretrain_fm/encoder.h5",
-  pretrain_steps = opts.pretrain_steps or 1200,
+  pretrain_steps = opts.pretrain_steps or 600,     -- only when the encoder file is missing
   fractions = opts.fractions or { 0.01, 0.1, 1.0 },
   pool = opts.pool or { "frames_mean", "frames_max", "features_mean", "features_max", "amplitude" },
-  steps = opts.steps or 200, batch = 16, crop_seconds = 5,
+  steps = opts.steps or { [0.01] = 100, [0.1] = 200, [1.0] = 400 },  -- per fraction (or one number)
+  batch = 16, crop_seconds = 5,
+  head_init = opts.head_init or "probe",        -- "probe": LP-FT (the head starts as the linear probe); "zero"
+  l2 = { 1e-4, 1e-3, 1e-2, 1e-1 },              -- the probe's L2 grid (picked on validation)
   lr_head = 3e-3, lr_encoder = 3e-4, warmup = 20, weight_decay = 0.01, clip = 1.0,
   eval_every = 25,
 }
@@ -125,21 +128,34 @@ local function snapshot(model)
 end
 
 local crop = cfg.fs * cfg.crop_seconds
-local function finetune(init, rows)
+local function steps_of(f) return type(cfg.steps) == "table" and (cfg.steps[f] or 200) or cfg.steps end
+local function finetune(init, rows, steps)
   local enc = new_encoder(init)
   local idx = P.index(rows)
   local Ztr = P.embed(enc, data.train.x:index_select(1, idx), { pool = cfg.pool })
   local mu, sd = Ztr:mean(1, true), (#rows > 1 and Ztr:std(1, 0, true) or wb.ones(1, Ztr:size(2))) + 1e-6
   wb.manual_seed(cfg.seed + 100)
   local model = Model(enc, mu, sd)
+  if cfg.head_init == "probe" then                 -- LP-FT: start from the linear probe (same standardisation)
+    local lp = P.fit_probe(Ztr, data.train.labels:index_select(1, idx), P.embed(enc, data.validation.x, { pool = cfg.pool }),
+      data.validation.labels, { l2 = cfg.l2 })
+    wb.no_grad(function()
+      model.head.weight:copy_(lp.model.W:t())
+      model.head.bias:copy_(lp.model.b)
+    end)
+  elseif cfg.head_init == "zero" then
+    wb.no_grad(function() model.head.weight:zero_(); model.head.bias:zero_() end)
+  else
+    error("finetune: head_init must be 'probe' or 'zero', got " .. tostring(cfg.head_init))
+  end
   local opt = optim.AdamW({ { params = model:trainable(), lr = cfg.lr_encoder }, { params = model.head:parameters() } },
     { lr = cfg.lr_head, weight_decay = cfg.weight_decay })
-  local sched = optim.warmup_cosine { warmup = math.min(cfg.warmup, math.floor(cfg.steps / 10)), total = cfg.steps, base_lr = cfg.lr_head, min_lr = cfg.lr_head * 0.02 }
-  local best = { auroc = -1 }
+  local sched = optim.warmup_cosine { warmup = math.min(cfg.warmup, math.floor(steps / 10)), total = steps, base_lr = cfg.lr_head, min_lr = cfg.lr_head * 0.02 }
+  local best = { auroc = wb.metrics.auroc(scores(model, data.validation.x), data.validation.labels), step = 0, state = snapshot(model) }
   local order, pos = {}, 0
   local L = data.train.samples
   model:train()
-  for step = 1, cfg.steps do
+  for step = 1, steps do
     local xs, ys = {}, {}
     for b = 1, cfg.batch do
       if pos >= #order then order, pos = wb.randperm(#rows):totable(), 0 end
@@ -156,7 +172,7 @@ local function finetune(init, rows)
     optim.clip_grad_norm(opt:parameters(), cfg.clip)
     opt:set_lr(sched(step))
     opt:step()
-    if step % cfg.eval_every == 0 or step == cfg.steps then
+    if step % cfg.eval_every == 0 or step == steps then
       local a = wb.metrics.auroc(scores(model, data.validation.x), data.validation.labels)
       if a > best.auroc then best = { auroc = a, step = step, state = snapshot(model) } end
       wb.report { step = step, loss = loss:item(), val_auroc = a }
@@ -175,7 +191,7 @@ for _, frac in ipairs(cfg.fractions) do
   by[frac] = {}
   for _, init in ipairs { "random", "pretrained" } do
     local t0 = wb.now()
-    local r = finetune(init, rows)
+    local r = finetune(init, rows, steps_of(frac))
     by[frac][init] = r
     print(string.format("  %5.1f%% (%4d records) %-10s test macro AUROC %.4f  AUPRC %.4f  F1 %.4f  (best val AUROC %.4f at step %d; %.0f s)",
       100 * frac, r.n, init, r.auroc, r.auprc, r.f1, r.val_auroc, r.best_step, wb.now() - t0))
@@ -184,8 +200,10 @@ for _, frac in ipairs(cfg.fractions) do
   for init, r in pairs(by[frac]) do metrics[frac][init] = { auroc = r.auroc, auprc = r.auprc, f1 = r.f1 } end
 end
 
-print(string.format("\nfine-tuning (%d steps, batch %d, %g s crops), test split (%d records), corpus seed 2024",
-  cfg.steps, cfg.batch, cfg.crop_seconds, data.test.n))
+local st = {}
+for _, f in ipairs(cfg.fractions) do st[#st + 1] = steps_of(f) end
+print(string.format("\nfine-tuning (head init: %s; %s steps; batch %d, %g s crops), test split (%d records), corpus seed 2024",
+  cfg.head_init, table.concat(st, " / "), cfg.batch, cfg.crop_seconds, data.test.n))
 print(string.format("%-16s | %-16s | %-16s | %-16s", "labels", "AUROC rand/pretr", "AUPRC rand/pretr", "F1 rand/pretr"))
 for _, frac in ipairs(cfg.fractions) do
   local a, b = by[frac].random, by[frac].pretrained
