@@ -45,6 +45,7 @@ end
 local cfg = {
   seed = 1,
   fs = 250,
+  corpus = opts.corpus,                       -- default: wb.sim.default_corpus()
   encoder = opts.encoder or "runs/pretrain_fm/encoder.h5",
   pretrain_steps = opts.pretrain_steps or 600,     -- only when the encoder file is missing
   fractions = opts.fractions or { 0.01, 0.1, 1.0 },
@@ -60,7 +61,7 @@ local t_start = wb.now()
 
 -- data
 local data = {}
-for _, s in ipairs { "train", "validation", "test" } do data[s] = wb.corpus.load { split = s, fs = cfg.fs } end
+for _, s in ipairs { "train", "validation", "test" } do data[s] = wb.corpus.load { path = cfg.corpus, split = s, fs = cfg.fs } end
 local names = data.train.label_names
 print(string.format("corpus %s: train %d / validation %d / test %d records, 12 x %d samples (%d Hz), %d labels",
   data.train.file, data.train.n, data.validation.n, data.test.n, data.train.samples, cfg.fs, #names))
@@ -70,7 +71,8 @@ local function file_exists(p) local f = io.open(p, "rb"); if f then f:close() en
 if not file_exists(cfg.encoder) then
   print(string.format("no pretrained encoder at %s: pretraining one now (pretrain_fm.lua, %d steps on the corpus's training records, no labels)",
     cfg.encoder, cfg.pretrain_steps))
-  assert(loadfile("recipes/pretrain_fm.lua"))({ steps = cfg.pretrain_steps, data = "corpus", out = cfg.encoder, probe = false })
+  assert(loadfile("recipes/pretrain_fm.lua"))({ steps = cfg.pretrain_steps, data = "corpus", corpus = cfg.corpus,
+    out = cfg.encoder, probe = false })
 end
 local ck = wb.checkpoint.read(cfg.encoder)
 local ecfg = { base = ck.config.model, objective = ck.config.objective }
@@ -202,8 +204,8 @@ end
 
 local st = {}
 for _, f in ipairs(cfg.fractions) do st[#st + 1] = steps_of(f) end
-print(string.format("\nfine-tuning (head init: %s; %s steps; batch %d, %g s crops), test split (%d records), corpus seed 2024",
-  cfg.head_init, table.concat(st, " / "), cfg.batch, cfg.crop_seconds, data.test.n))
+print(string.format("\nfine-tuning (head init: %s; %s steps; batch %d, %g s crops), test split (%d records of %s)",
+  cfg.head_init, table.concat(st, " / "), cfg.batch, cfg.crop_seconds, data.test.n, data.test.file))
 print(string.format("%-16s | %-16s | %-16s | %-16s", "labels", "AUROC rand/pretr", "AUPRC rand/pretr", "F1 rand/pretr"))
 for _, frac in ipairs(cfg.fractions) do
   local a, b = by[frac].random, by[frac].pretrained

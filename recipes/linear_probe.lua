@@ -46,18 +46,19 @@ end
 local cfg = {
   seed = 1,                                   -- random-init baseline, subsets (seed + s)
   fs = 250,
+  corpus = opts.corpus,                       -- default: wb.sim.default_corpus()
   encoder = opts.encoder or "runs/pretrain_fm/encoder.h5",
   pretrain_steps = opts.pretrain_steps or 600,    -- only when the encoder file is missing
   fractions = opts.fractions or { 0.01, 0.1, 1.0 },
   subsets = opts.subsets or 3,                -- subsets averaged for fractions < 1
   pool = opts.pool or { "frames_mean", "frames_max", "features_mean", "features_max", "amplitude" },
-  l2 = { 1e-4, 1e-3, 1e-2, 1e-1 }, probe_steps = 300, probe_lr = 0.05, balanced = false,
+  l2 = { 1e-4, 1e-3, 1e-2, 1e-1 }, probe_steps = opts.probe_steps or 300, probe_lr = 0.05, balanced = false,
 }
 local t_start = wb.now()
 
 -- data
 local data = {}
-for _, s in ipairs { "train", "validation", "test" } do data[s] = wb.corpus.load { split = s, fs = cfg.fs } end
+for _, s in ipairs { "train", "validation", "test" } do data[s] = wb.corpus.load { path = cfg.corpus, split = s, fs = cfg.fs } end
 local names = data.train.label_names
 print(string.format("corpus %s: train %d / validation %d / test %d records, 12 x %d samples (%d Hz), %d labels",
   data.train.file, data.train.n, data.validation.n, data.test.n, data.train.samples, cfg.fs, #names))
@@ -67,7 +68,8 @@ local function file_exists(p) local f = io.open(p, "rb"); if f then f:close() en
 if not file_exists(cfg.encoder) then
   print(string.format("no pretrained encoder at %s: pretraining one now (pretrain_fm.lua, %d steps on the corpus's training records, no labels)",
     cfg.encoder, cfg.pretrain_steps))
-  assert(loadfile("recipes/pretrain_fm.lua"))({ steps = cfg.pretrain_steps, data = "corpus", out = cfg.encoder, probe = false })
+  assert(loadfile("recipes/pretrain_fm.lua"))({ steps = cfg.pretrain_steps, data = "corpus", corpus = cfg.corpus,
+    out = cfg.encoder, probe = false })
 end
 local ck = wb.checkpoint.read(cfg.encoder)
 local ecfg = { base = ck.config.model, objective = ck.config.objective }
@@ -124,8 +126,8 @@ for _, frac in ipairs(cfg.fractions) do
   end
 end
 
-print(string.format("\nlinear probe, test split (%d records), corpus seed 2024; 1%% and 10%%: mean ± SD over %d label subsets",
-  data.test.n, cfg.subsets))
+print(string.format("\nlinear probe, test split (%d records of %s); fractions < 100%%: mean ± SD over %d label subsets",
+  data.test.n, data.test.file, cfg.subsets))
 print(string.format("%-16s | %-26s | %-26s | %-26s", "labels", "macro AUROC random/pretr.", "macro AUPRC random/pretr.", "macro F1 random/pretr."))
 local by = {}
 for _, e in ipairs(results) do by[e.fraction] = by[e.fraction] or {}; by[e.fraction][e.init] = e.r end

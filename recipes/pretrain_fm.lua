@@ -72,6 +72,7 @@ local cfg = {
   model = opts.model or "tiny",
   objective = opts.objective or "contrastive",
   data = opts.data or "sim",                                -- "sim" (on the fly) | "corpus" (default corpus, train split)
+  corpus = opts.corpus,                                     -- data = "corpus": another file than the default corpus
   out = opts.out,                                           -- save the encoder here (wb.checkpoint)
   probe = opts.probe ~= false,                              -- the HR probe before and after
   fs = 250, segment_seconds = 5, segments_per_record = 2,   -- ECG-FM: 500 Hz, 5 s segments
@@ -97,7 +98,7 @@ end
 if cfg.data ~= "sim" and cfg.data ~= "corpus" then error("pretrain_fm: data must be 'sim' or 'corpus', got " .. tostring(cfg.data)) end
 local corpus, order, pos = nil, nil, 0
 if cfg.data == "corpus" then
-  corpus = wb.corpus.load { split = "train", fs = cfg.fs, seconds = cfg.segment_seconds * cfg.segments_per_record }
+  corpus = wb.corpus.load { path = cfg.corpus, split = "train", fs = cfg.fs, seconds = cfg.segment_seconds * cfg.segments_per_record }
   print(string.format("pretraining data: %d training records of the default corpus (%s), labels unused", corpus.n, corpus.file))
 end
 local function corpus_batch()

@@ -102,6 +102,9 @@ do
   local tied = P.f1_thresholds(wb.tensor { { 0.5 }, { 0.5 }, { 0.2 } }, wb.tensor { { 1 }, { 0 }, { 0 } })
   T.ok(tied[1] == 0.5, "tied scores: one threshold")
   T.ok(P.f1_thresholds(wb.tensor { { 0.3 } }, wb.tensor { { 0 } })[1] == 0.5, "no positives: 0.5")
+  -- a label without positives is left out of the macro F1
+  local r2 = P.evaluate(wb.tensor { { 0.9, 0.1 }, { 0.2, 0.8 } }, wb.tensor { { 1, 0 }, { 0, 0 } })
+  T.ok(r2.f1 == 1 and r2.f1_per[2] ~= r2.f1_per[2], "macro F1 over labels with positives: " .. r2.f1)
 end
 
 -- label fractions: >= 1 positive per label, seeded, size, sorted, no duplicates

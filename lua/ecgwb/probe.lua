@@ -40,7 +40,9 @@ The global RNG state is restored afterwards.
 
 evaluate: macro AUROC and AUPRC (wb.metrics, over the labels with both
 classes) and F1 per label at a threshold per label, chosen on validation
-(f1_thresholds: the validation score maximising that label's F1).
+(f1_thresholds: the validation score maximising that label's F1); macro F1
+is the mean over the labels with positives (NaN for a label without, as
+AUROC and AUPRC).
 ]]
 local wb = require "ecgwb"
 
@@ -288,14 +290,15 @@ function M.evaluate(scores, labels, thresholds)
   r.auroc, r.auroc_per = wb.metrics.auroc(scores, labels)
   r.auprc, r.auprc_per = wb.metrics.auprc(scores, labels)
   r.f1_per = {}
-  local K, s = scores:size(2), 0
+  local K, s, n = scores:size(2), 0, 0
+  local pos = labels:to("f32"):sum(1):totable()
   for k = 1, K do
     local f = wb.metrics.f1(scores:narrow(2, k, 1):contiguous(), labels:narrow(2, k, 1):contiguous(),
       { threshold = thresholds and thresholds[k] or 0.5 })
-    r.f1_per[k] = f.per_label[1]
-    s = s + r.f1_per[k]
+    if pos[k] > 0 then r.f1_per[k] = f.per_label[1]; s, n = s + r.f1_per[k], n + 1
+    else r.f1_per[k] = 0 / 0 end
   end
-  r.f1 = s / K
+  r.f1 = n > 0 and s / n or 0 / 0
   return r
 end
 
