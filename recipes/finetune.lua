@@ -10,17 +10,23 @@ where the size allows). The head reads the same pooled embedding as
 recipes/linear_probe.lua (wb.probe.pool: mean and max of the transformer's
 frames, mean and max of the conv features, log RMS of the first conv's
 channels), standardised with the mean and SD over the training subset at
-the start. AdamW (weight decay 0.01), warmup-cosine schedule, the encoder's
+the start. The head starts as the linear probe fitted on the same subset
+(LP-FT, Kumar et al. 2022: wb.probe.fit_probe, L2 picked on validation), so
+fine-tuning does not distort the features through a random head; head_init =
+"zero" starts from zeros. AdamW (weight decay 0.01), warmup-cosine schedule
+(steps per fraction: 100 / 200 / 400 at 1 / 10 / 100%), the encoder's
 learning rate 10x lower than the head's, gradient clipping at 1; batches of
 `batch` random `crop_seconds` crops of the training records; evaluation on
 the full 10 s. Every `eval_every` steps the validation macro AUROC is
-measured and the best state is kept (early stopping on validation); each
-label's F1 threshold is chosen on validation; the test split is only scored.
+measured (and once before training) and the best state is kept (early
+stopping on validation); each label's F1 threshold is chosen on validation;
+the test split is only scored.
 The baseline is the same architecture from a random initialisation (seed 1),
 trained identically.
 
 If runs/pretrain_fm/encoder.h5 is missing, the recipe first pretrains one
-itself (pretrain_fm.lua on the corpus's training records, labels unused).
+itself (pretrain_fm.lua on the corpus's training records, labels unused,
+`pretrain_steps` steps) and saves it there; it says so.
 
   ecgwb recipes/finetune.lua [--encoder=PATH] [--steps=N] [--pretrain-steps=N]
 ]]
