@@ -111,7 +111,7 @@ do
   T.fails(function() net(x, 1, wb.randn(2, 1, 5), { uncond = wb.ones(3) }) end, "uncond must be a tensor of B = 2 entries")
   T.fails(function() net(x, 1, wb.randn(2, 3, 5), { cond_mask = wb.ones(2, 2) }) end, "cond_mask must be (B, S) = (2, 3)")
   local plain = unet1d.UNet1d(unet1d.config("tiny", { in_channels = 3 }))
-  T.fails(function() plain(x, 1, wb.randn(2, 1, 5)) end, "this U-Net is unconditional")
+  T.fails(function() plain(x, 1, wb.randn(2, 1, 5)) end, "this model is unconditional")
   T.fails(function() unet1d.config("huge") end, "unknown config 'huge'")
   T.fails(function() unet1d.UNet1d(unet1d.config("tiny", { channels = 6 })) end, "must be divisible by groups 4")
   T.fails(function() unet1d.UNet1d({}) end, "UNet1d: needs a config")

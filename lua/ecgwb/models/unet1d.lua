@@ -256,32 +256,32 @@ end
 function UNet1d:condition(B, cond, o)
   local Dc = self.cfg.cond_dim
   if not Dc then
-    if cond ~= nil then error("UNet1d: this U-Net is unconditional (cond_dim = nil) but got a cond", 3) end
+    if cond ~= nil then error(self.__name .. ": this model is unconditional (cond_dim = nil) but got a cond", 3) end
     return nil
   end
   local null = self.null_cond
   if cond == nil then return null:expand(B, 1, Dc), nil end
-  if not wb.is_tensor(cond) then error("UNet1d: cond must be a tensor (B, S, " .. Dc .. ") or nil, got " .. type(cond), 3) end
+  if not wb.is_tensor(cond) then error(self.__name .. ": cond must be a tensor (B, S, " .. Dc .. ") or nil, got " .. type(cond), 3) end
   if cond:dim() == 2 then cond = cond:unsqueeze(2) end
   if cond:dim() ~= 3 or cond:size(3) ~= Dc then
-    error(string.format("UNet1d: cond must be (B, S, %d) or (B, %d), got %s", Dc, Dc, cond:describe()), 3)
+    error(string.format(self.__name .. ": cond must be (B, S, %d) or (B, %d), got %s", Dc, Dc, cond:describe()), 3)
   end
   if cond:size(1) ~= B then
-    error(string.format("UNet1d: cond has batch %d but x_t has batch %d (cond %s)", cond:size(1), B, cond:describe()), 3)
+    error(string.format(self.__name .. ": cond has batch %d but x_t has batch %d (cond %s)", cond:size(1), B, cond:describe()), 3)
   end
   local S = cond:size(2)
   local mask
   if o.cond_mask ~= nil then
     local m = o.cond_mask
     if not wb.is_tensor(m) or m:dim() ~= 2 or m:size(1) ~= B or m:size(2) ~= S then
-      error(string.format("UNet1d: cond_mask must be (B, S) = (%d, %d), got %s", B, S, desc(m)), 3)
+      error(string.format(self.__name .. ": cond_mask must be (B, S) = (%d, %d), got %s", B, S, desc(m)), 3)
     end
     mask = (m.dtype == "bool" and m or m:ne(0)):reshape(B, 1, 1, S)
   end
   if o.uncond ~= nil then
     local u = o.uncond
     if not wb.is_tensor(u) or u:numel() ~= B then
-      error(string.format("UNet1d: uncond must be a tensor of B = %d entries (1 = null condition), got %s", B, desc(u)), 3)
+      error(string.format(self.__name .. ": uncond must be a tensor of B = %d entries (1 = null condition), got %s", B, desc(u)), 3)
     end
     u = u:to("f32"):reshape(B, 1, 1)
     cond = cond * (1 - u) + null * u
