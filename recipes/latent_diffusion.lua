@@ -13,8 +13,8 @@ dropped with p = 0.1 for classifier-free guidance; EMA weights with the
 usual warm-up min(decay, (1 + n)/(10 + n)). Sampling: DDIM, 50 steps,
 guidance 2, from the EMA weights, decoded by the VAE.
 
-We report the VAE's held-out reconstruction (MSE and MSE / signal power,
-validation split), and for ECGs generated from the label sets of held-out
+We report the VAE's held-out reconstruction (MSE, MSE / signal power, and
+the median over records of each record's MSE / power; validation split), and for ECGs generated from the label sets of held-out
 records: the share with a plausible rhythm (lead II R peaks by
 wb.signal.rpeaks: >= 4 beats and 30..220 bpm), the mean measured heart rate
 for STACH and SBRAD prompts against the real records', the HR MAE against
@@ -37,9 +37,10 @@ local cfg = {
   seed = 1, fs = 102.4, seconds = 10, max_train = nil,
   vae = "tiny", beta = 1e-4, vae_batch = 16, vae_lr = 2e-3,
   vae_minutes = tonumber(arg and arg[1]) or 2, vae_steps = 100000,
-  unet = "small", diff_batch = 64, diff_lr = 1e-3, p_uncond = 0.1, ema = 0.999,
+  unet = "small", unet_channels = 32, diff_batch = 32, diff_lr = 1e-3, p_uncond = 0.1, ema = 0.999,
   diff_minutes = tonumber(arg and arg[2]) or 3, diff_steps = 100000,
   schedule = "scaled_linear", T = 1000, sample_steps = 50, guidance = 2, n_eval = 48,
+  snapshots = { 1, 2, 4 }, -- minutes of diffusion training at which to draw NORM and AFIB samples
   out = "runs/latent_diffusion",
 }
 for k, v in pairs(opts) do cfg[k] = v end
@@ -56,19 +57,20 @@ local label = {}
 for i, n in ipairs(tr.label_names) do label[n] = i end
 
 -- trains for `minutes` or `steps`, whichever comes first; step_fn(step) -> loss
+-- (CPU seconds are of all threads: on a busy shared machine they say more than wall time)
 local function train(name, minutes, steps, step_fn)
-  local t0, step, acc, n = wb.now(), 0, 0, 0
+  local t0, c0, step, acc, n = wb.now(), os.clock(), 0, 0, 0
   while step < steps and wb.now() - t0 < minutes * 60 do
     step = step + 1
-    local l = step_fn(step)
+    local l = step_fn(step, wb.now() - t0)
     acc, n = acc + l, n + 1
     wb.report { step = step, loss = l }
     if step % 50 == 0 then
-      print(string.format("%s step %5d  loss %.5f  %.1f s", name, step, acc / n, wb.now() - t0))
+      print(string.format("%s step %5d  loss %.5f  %.0f s wall, %.0f s CPU", name, step, acc / n, wb.now() - t0, os.clock() - c0))
       acc, n = 0, 0
     end
   end
-  return step, wb.now() - t0
+  return step, wb.now() - t0, os.clock() - c0
 end
 
 ------------------------------------------------------------------ stage 1: the VAE
@@ -81,7 +83,7 @@ local function next_batch(B)
   pos = pos + B
   return idx
 end
-local vae_steps, vae_time = train("vae", cfg.vae_minutes, cfg.vae_steps, function()
+local vae_steps, vae_time, vae_cpu = train("vae", cfg.vae_minutes, cfg.vae_steps, function()
   local total = ae:loss(tr.x:index_select(1, next_batch(cfg.vae_batch)), { beta = cfg.beta })
   opt:zero_grad(); total:backward(); opt:step()
   return total:item()
@@ -98,8 +100,16 @@ local va_mu = encode_all(va.x)
 local recon = wb.no_grad(function() return ae:decode(va_mu) end)
 local vae_mse = wb.mse_loss(recon, va.x):item()
 local power = va.x:pow(2):mean():item()
-print(string.format("VAE (%s, %d params): %d steps in %.0f s; validation recon MSE %.5f mV^2 = %.3f of the signal power",
-  cfg.vae, ae:num_parameters(), vae_steps, vae_time, vae_mse, vae_mse / power))
+-- per record: MSE / the record's power; the mean is dominated by a few noisy records
+local rel = {}
+do
+  local e, p = (recon - va.x):pow(2):mean({ 2, 3 }):totable(), va.x:pow(2):mean({ 2, 3 }):totable()
+  for i = 1, #e do rel[i] = e[i] / p[i] end
+  table.sort(rel)
+end
+local vae_rel_median = rel[math.ceil(#rel / 2)]
+print(string.format("VAE (%s, %d params): %d steps in %.0f s (%.0f s CPU); validation recon MSE %.5f mV^2 = %.3f of the signal power (per record: median %.3f, 90th percentile %.3f)",
+  cfg.vae, ae:num_parameters(), vae_steps, vae_time, vae_cpu, vae_mse, vae_mse / power, vae_rel_median, rel[math.ceil(0.9 * #rel)]))
 wb.plot.pair(va.x:select(1, 1), recon:select(1, 1), { fs = cfg.fs, names = { "real", "VAE reconstruction" },
   file = cfg.out .. "/vae_recon.png" })
 
@@ -107,11 +117,36 @@ wb.plot.pair(va.x:select(1, 1), recon:select(1, 1), { fs = cfg.fs, names = { "re
 local scale = ae:fit_scale(tr.x)
 local z_train = encode_all(tr.x) * scale -- (N, 4, 128)
 local cond_train = tr.labels:unsqueeze(2) -- (N, 1, 20)
-local net = unet1d.UNet1d(unet1d.config(cfg.unet, { in_channels = ae.cfg.latent_channels, cond_dim = #tr.label_names }))
+local net = unet1d.UNet1d(unet1d.config(cfg.unet, { channels = cfg.unet_channels, in_channels = ae.cfg.latent_channels,
+  cond_dim = #tr.label_names }))
 local D = diffusion.Diffusion { schedule = cfg.schedule, T = cfg.T }
 local ema = optim.EMA(net, cfg.ema)
 opt = optim.AdamW(net:parameters(), { lr = cfg.diff_lr, weight_decay = 0 })
-local diff_steps, diff_time = train("diffusion", cfg.diff_minutes, cfg.diff_steps, function(step)
+-- snapshot figures while training: how soon do the samples look like ECGs?
+local snap_rows = {}
+for _, name in ipairs { "NORM", "AFIB" } do
+  for i = 1, va.n do
+    if va.labels:get(i, label[name]) == 1 then snap_rows[#snap_rows + 1] = { name, i }; break end
+  end
+end
+local next_snap = 1
+local function snapshot(minutes)
+  local m = diffusion.ema_model(ema)
+  for k, r in ipairs(snap_rows) do
+    local c = va.labels:narrow(1, r[2], 1):unsqueeze(2)
+    local zz = D:sample(m, { 1, ae.cfg.latent_channels, va.x:size(3) / ae.factor }, c,
+      { steps = cfg.sample_steps, guidance = cfg.guidance, seed = cfg.seed + k })
+    local g = wb.no_grad(function() return ae:from_latent(zz) end)
+    wb.plot.pair(va.x:select(1, r[2]), g:select(1, 1), { fs = cfg.fs,
+      names = { "real " .. r[1], string.format("generated after %g min", minutes) },
+      file = string.format("%s/snap_%gmin_%s.png", cfg.out, minutes, r[1]) })
+  end
+end
+local diff_steps, diff_time, diff_cpu = train("diffusion", cfg.diff_minutes, cfg.diff_steps, function(step, elapsed)
+  if cfg.snapshots[next_snap] and elapsed >= cfg.snapshots[next_snap] * 60 then
+    snapshot(cfg.snapshots[next_snap])
+    next_snap = next_snap + 1
+  end
   local idx = next_batch(cfg.diff_batch)
   local loss = D:loss(net, z_train:index_select(1, idx), cond_train:index_select(1, idx), { p_uncond = cfg.p_uncond })
   opt:zero_grad(); loss:backward()
@@ -121,11 +156,13 @@ local diff_steps, diff_time = train("diffusion", cfg.diff_minutes, cfg.diff_step
   ema:update()
   return loss:item()
 end)
-print(string.format("latent U-Net (%s, %d params): %d steps in %.0f s (latent scale %.3f)", cfg.unet,
-  net:num_parameters(), diff_steps, diff_time, scale))
+print(string.format("latent U-Net (%s, %d channels, %d params): %d steps in %.0f s (%.0f s CPU; latent scale %.3f)", cfg.unet,
+  cfg.unet_channels, net:num_parameters(), diff_steps, diff_time, diff_cpu, scale))
 
 ------------------------------------------------------------------ sampling and evaluation
 local net_ema = diffusion.ema_model(ema)
+wb.save_state_dict(cfg.out .. "/vae.h5", ae:state_dict())        -- scale_factor included
+wb.save_state_dict(cfg.out .. "/unet_ema.h5", net_ema:state_dict())
 local n = math.min(cfg.n_eval, va.n)
 local rows = wb.arange(0, n):to("i64")
 -- the evaluation prompts: the first n validation records' labels, plus the figure prompts
@@ -181,8 +218,8 @@ local function mean(t)
   return #t > 0 and s / #t or 0 / 0
 end
 local metrics = {
-  vae_recon_mse = vae_mse, vae_recon_rel = vae_mse / power, vae_steps = vae_steps, vae_seconds = vae_time,
-  diff_steps = diff_steps, diff_seconds = diff_time, sample_seconds = sample_time,
+  vae_recon_mse = vae_mse, vae_recon_rel = vae_mse / power, vae_recon_rel_median = vae_rel_median, vae_steps = vae_steps, vae_seconds = vae_time,
+  vae_cpu = vae_cpu, diff_steps = diff_steps, diff_seconds = diff_time, diff_cpu = diff_cpu, sample_seconds = sample_time,
   plausible = plausible / n, hr_mae = mae / math.max(n_mae, 1),
   hr_stach_gen = mean(by.STACH.gen), hr_stach_real = mean(by.STACH.real),
   hr_sbrad_gen = mean(by.SBRAD.gen), hr_sbrad_real = mean(by.SBRAD.real),
@@ -198,5 +235,6 @@ for k, f in ipairs(figs) do
   wb.plot.pair(va.x:select(1, f[2] + 1), gen:select(1, n + k),
     { fs = cfg.fs, names = { "real " .. f[1], "generated from its labels" }, file = string.format("%s/gen_%s.png", cfg.out, f[1]) })
 end
-print(string.format("figures in %s/ (vae_recon.png, gen_*.png); total %.0f s", cfg.out, metrics.seconds))
+print(string.format("figures in %s/ (vae_recon.png, snap_*.png, gen_*.png), weights vae.h5 and unet_ema.h5; total %.0f s",
+  cfg.out, metrics.seconds))
 return metrics
