@@ -114,7 +114,7 @@ do
     for _, pred in ipairs { "eps", "v" } do
       local D = diffusion.Diffusion { schedule = sched, T = 1000, prediction = pred }
       for _, spacing in ipairs { "leading", "linspace" } do
-        for _, steps in ipairs { 1, 2, 7, 50, 1000 } do
+        for _, steps in ipairs { 1, 2, 7, 50 } do
           -- eps-prediction from t = T-1 of the cosine schedule divides by
           -- sqrt(ab) = 5e-5: f32 rounding alone gives ~1e-3 there, so that
           -- single-step case is not asked for
@@ -128,6 +128,12 @@ do
         end
       end
     end
+  end
+  -- all 1000 steps
+  for _, sp in ipairs { { "linear", "eps" }, { "cosine", "v" } } do
+    local D = diffusion.Diffusion { schedule = sp[1], T = 1000, prediction = sp[2] }
+    local x = D:sample(oracle(D, x0, sp[2]), { 4, 3, 10 }, nil, { steps = 1000 })
+    T.ok(maxabs(x, x0) < 1e-4, "DDIM oracle, 1000 steps, " .. sp[1] .. "/" .. sp[2] .. ": max error " .. maxabs(x, x0))
   end
   -- stochastic DDIM (eta = 1) also lands on x0 with an oracle
   local D = diffusion.Diffusion { schedule = "linear", T = 100 }
