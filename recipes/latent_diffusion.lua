@@ -17,7 +17,8 @@ We report the VAE's held-out reconstruction (MSE, MSE / signal power, and
 the median over records of each record's MSE / power; validation split), and for ECGs generated from the label sets of held-out
 records: the share with a plausible rhythm (lead II R peaks by
 wb.signal.rpeaks: >= 4 beats and 30..220 bpm), the mean measured heart rate
-for STACH and SBRAD prompts against the real records', the HR MAE against
+for STACH and SBRAD prompts against the real records', the RR interval
+coefficient of variation for AFIB and SR prompts (AF is irregular), the HR MAE against
 the real record whose labels were the prompt, and the Einthoven error
 |I + III - II| relative to |II|. Figures (real vs generated pairs) go to
 runs/latent_diffusion/.
@@ -187,17 +188,26 @@ local sample_time = wb.now() - t0
 print(string.format("sampled %d ECGs (%d DDIM steps, guidance %g) in %.1f s", all_rows:size(1), cfg.sample_steps,
   cfg.guidance, sample_time))
 
-local function hr_of(x) -- lead II (12, L) -> bpm or nil
+local function hr_of(x) -- lead II (12, L) -> bpm and the RR coefficient of variation, or nil
   local ok, peaks, hr = pcall(wb.signal.rpeaks, x:select(1, 2):contiguous(), cfg.fs)
   if not ok or peaks:numel() < 4 or not (hr >= 30 and hr <= 220) then return nil end
-  return hr
+  return hr, wb.signal.rhythm(peaks, cfg.fs).cv
 end
 local plausible, mae, n_mae = 0, 0, 0
 local by = { STACH = { gen = {}, real = {} }, SBRAD = { gen = {}, real = {} } }
+local cv = { AFIB = { gen = {}, real = {} }, SR = { gen = {}, real = {} } } -- RR irregularity
 local ein_num, ein_den = 0, 0
 for i = 1, n do
   local g, r = gen:select(1, i), va.x:select(1, i)
-  local hg, hr = hr_of(g), va.truth.hr:get(i)
+  local hg, cg = hr_of(g)
+  local hr = va.truth.hr:get(i)
+  local _, cr = hr_of(r)
+  for name, t in pairs(cv) do
+    if va.labels:get(i, label[name]) == 1 then
+      if cg then t.gen[#t.gen + 1] = cg end
+      if cr then t.real[#t.real + 1] = cr end
+    end
+  end
   if hg then
     plausible = plausible + 1
     mae, n_mae = mae + math.abs(hg - hr), n_mae + 1
@@ -223,12 +233,15 @@ local metrics = {
   plausible = plausible / n, hr_mae = mae / math.max(n_mae, 1),
   hr_stach_gen = mean(by.STACH.gen), hr_stach_real = mean(by.STACH.real),
   hr_sbrad_gen = mean(by.SBRAD.gen), hr_sbrad_real = mean(by.SBRAD.real),
-  einthoven_rel = ein_num / ein_den, seconds = wb.now() - t_start,
+  einthoven_rel = ein_num / ein_den, rr_cv_afib_gen = mean(cv.AFIB.gen), rr_cv_afib_real = mean(cv.AFIB.real),
+  rr_cv_sr_gen = mean(cv.SR.gen), rr_cv_sr_real = mean(cv.SR.real), seconds = wb.now() - t_start,
 }
 print(string.format("generated, %d prompts: plausible rhythm %.0f%%; HR MAE vs the prompt's record %.1f bpm (n %d)",
   n, 100 * metrics.plausible, metrics.hr_mae, n_mae))
 print(string.format("mean HR, STACH prompts: generated %.0f (n %d), real %.0f; SBRAD: generated %.0f (n %d), real %.0f",
   metrics.hr_stach_gen, #by.STACH.gen, metrics.hr_stach_real, metrics.hr_sbrad_gen, #by.SBRAD.gen, metrics.hr_sbrad_real))
+print(string.format("RR interval CV, AFIB prompts: generated %.3f (n %d), real %.3f; SR prompts: generated %.3f (n %d), real %.3f",
+  metrics.rr_cv_afib_gen, #cv.AFIB.gen, metrics.rr_cv_afib_real, metrics.rr_cv_sr_gen, #cv.SR.gen, metrics.rr_cv_sr_real))
 print(string.format("Einthoven |I + III - II| / |II| of generated ECGs: %.3f", metrics.einthoven_rel))
 
 for k, f in ipairs(figs) do
