@@ -23,8 +23,12 @@ the real record whose labels were the prompt, and the Einthoven error
 |I + III - II| relative to |II|. Figures (real vs generated pairs) go to
 runs/latent_diffusion/.
 
-  ecgwb recipes/latent_diffusion.lua [vae_minutes] [diff_minutes]
-  wb.run("recipes/latent_diffusion.lua", { vae_minutes = 1, diff_minutes = 2 })
+  ecgwb recipes/latent_diffusion.lua [vae_steps] [diff_steps]     (default 600, 1000)
+  wb.run("recipes/latent_diffusion.lua", { vae_steps = 300, diff_steps = 500, diff_minutes = 2 })
+
+Each stage stops at its step count or its time cap (vae_minutes = 3,
+diff_minutes = 5), whichever comes first, so the default run stays within
+10 minutes on a busy machine (and then trains fewer steps).
 ]]
 local wb = require "ecgwb"
 local optim = wb.optim
@@ -37,9 +41,9 @@ if type(opts) ~= "table" then opts = {} end
 local cfg = {
   seed = 1, fs = 102.4, seconds = 10, max_train = nil,
   vae = "tiny", beta = 1e-4, vae_batch = 16, vae_lr = 2e-3,
-  vae_minutes = tonumber(arg and arg[1]) or 2, vae_steps = 100000,
+  vae_steps = tonumber(arg and arg[1]) or 600, vae_minutes = 3,   -- whichever comes first
   unet = "small", unet_channels = 32, diff_batch = 32, diff_lr = 1e-3, p_uncond = 0.1, ema = 0.999,
-  diff_minutes = tonumber(arg and arg[2]) or 3, diff_steps = 100000,
+  diff_steps = tonumber(arg and arg[2]) or 1000, diff_minutes = 5,
   schedule = "scaled_linear", T = 1000, sample_steps = 50, guidance = 2, n_eval = 48,
   snapshots = { 1, 2, 4 }, -- minutes of diffusion training at which to draw NORM and AFIB samples
   out = "runs/latent_diffusion",
