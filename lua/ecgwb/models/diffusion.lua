@@ -200,7 +200,7 @@ end
 local LOSS_OPTS = { p_uncond = true, t = true, noise = true, model_opts = true }
 
 -- D:loss(model, x0, cond, {p_uncond = 0, t = nil, noise = nil, model_opts = {}})
--- -> the MSE loss (0-d tensor), and {t = (B) i64, x_t = ..., target = ...}
+-- -> the MSE loss (0-d tensor), and {t = (B) i64, x_t = ..., target = ..., out = the model's output}
 function Diffusion:loss(model, x0, cond, o)
   o = o or {}
   for k in pairs(o) do
@@ -221,7 +221,7 @@ function Diffusion:loss(model, x0, cond, o)
   if not wb.is_tensor(out) or out:numel() ~= target:numel() or out:size(1) ~= B then
     error(string.format("Diffusion:loss: the model returned %s for x_t %s", desc(out), xt:describe()), 2)
   end
-  return wb.mse_loss(out, target), { t = t, x_t = xt, target = target, uncond = mo.uncond }
+  return wb.mse_loss(out, target), { t = t, x_t = xt, target = target, uncond = mo.uncond, out = out }
 end
 
 ------------------------------------------------------------------ prediction
