@@ -463,7 +463,9 @@ static double slope_at(const double *sq, int64_t t, int64_t w) {
         closer than that, only the largest can be a QRS); a candidate
         within 360 ms of the last QRS whose maximal slope is under half the
         last QRS's slope is a T wave; when no QRS comes within 1.66 mean RR
-        (of the last 8), search back for the largest candidate above THR2;
+        (of the last 8), search back for the largest candidate above THR2
+        whose maximal slope is at least half the last QRS's (an f wave or a
+        T wave in a long pause of atrial fibrillation is not);
      5. each QRS is placed at the largest deflection of the clean signal
         (clean_rows)
         (sum over leads of the squared, unit-variance-scaled signal) within
@@ -539,7 +541,9 @@ int ewb_rpeaks(ewb_tensor *x, double fs, ewb_tensor **out) {
                 int64_t best = -1;
                 for (int64_t j = 0; j < ci; j++) {
                     int64_t q = cand[j];
-                    if (q > last + refr && q < p - refr && mwi[q] > thr2 && (best < 0 || mwi[q] > mwi[best])) best = q;
+                    if (q > last + refr && q < p - refr && mwi[q] > thr2 && (best < 0 || mwi[q] > mwi[best]) &&
+                        slope_at(sq, q, sw) >= 0.5 * last_slope)
+                        best = q;
                 }
                 if (best >= 0) {
                     spki = 0.25 * mwi[best] + 0.75 * spki;
@@ -651,31 +655,33 @@ int ewb_rhythm_measures(ewb_tensor *rpeaks, double fs, ewb_rhythm *out) {
 
 /* ------------------------------------------------------------ delineation */
 
-/* The delineator works on E(t) = sqrt(sum_l y_l(t)^2), the magnitude of the
-   multi-lead signal after a 40 Hz low-pass and an isoelectric correction
-   (each lead less its level at one PR-segment point per beat, joined
-   linearly; a high-pass would shift the segments by the mean of the waves,
-   which biases every tangent): a wave is a bump of E whatever its polarity
-   in each lead. Boundaries use the tangent method: the tangent to E at its
-   steepest point on the wave's outer flank, intersected with the local
-   isoelectric level of E (its minimum over the search window). For a
-   Gaussian wave of width sigma this gives exactly centre -+ 2 sigma, which is
-   how the tests derive the truth from the simulator's wave parameters.
-     QRS: E's maximum within +-40 ms of R; the first and last local maxima of
-       E above 8% of it within min(100 ms, 0.2 RR) before and min(120 ms,
-       0.25 RR) after are the first and last deflections; onset and offset
-       are tangents on their outer flanks (60 ms windows).
-     T: E's maximum from QRS offset + 30 ms to R + 0.62 RR; offset by the
-       tangent within 150 ms after the peak.
-     P: E's maximum from R - min(0.45 RR, 400 ms) (or the previous T offset)
-       to QRS onset - 10 ms; present when it is an interior local maximum
-       rising at least 4% of the QRS peak above the window's minimum.
-   Intervals are medians over beats: PR = QRS onset - P onset, QRS = offset -
-   onset, QT = T offset - QRS onset; QTc by Bazett QT/sqrt(RR) and
-   Fridericia QT/cbrt(RR), RR the median in s. The frontal axis is
-   atan2(2 aVF / sqrt 3, I) of the net QRS areas (onset to offset, above the
-   isoelectric level) summed over beats: with Einthoven's equilateral triangle,
-   aVF = (sqrt 3 / 2) H_y and I = H_x. */
+/* The delineator, stage by stage:
+     1. each lead through a 40 Hz low-pass, then an isoelectric correction:
+        each lead less its level at one PR-segment point per beat (the
+        flattest 20 ms before the QRS), joined linearly; a high-pass would
+        shift the segments by the mean of the waves;
+     2. the spatial signal (spatial_components): the vectorcardiogram by the
+        inverse Dower transform with the 12 standard leads, else the leads;
+        E(t) its magnitude, a wave being a bump of E whatever its polarity
+        in each lead, V and A the magnitudes of its first and second
+        derivatives;
+     3. QRS onset and offset per beat (qrs_bounds): 5% of the QRS's peak
+        magnitude, with atrial activity and the ST segment kept out;
+     4. T: E's maximum from QRS offset + 30 ms to R + 0.62 RR; its offset by
+        the tangent method within 150 ms after the peak (the tangent to E at
+        its steepest point meeting E's local minimum; centre + 2 sigma for a
+        Gaussian wave);
+     5. P: E's maximum from R - min(0.45 RR, 400 ms) (or the previous T
+        offset) to QRS onset - 10 ms, when it is an interior local maximum
+        rising at least 4% of the QRS peak above the window's minimum; onset
+        and offset by tangents. Then P waves must recur at one PR interval
+        (see the summary), which tells sinus P waves from f waves;
+     6. intervals are medians over beats: PR = QRS onset - P onset, QRS =
+        offset - onset, QT = T offset - QRS onset; QTc by Bazett QT/sqrt(RR)
+        and Fridericia QT/cbrt(RR), RR the median in s. The frontal axis is
+        atan2(2 aVF / sqrt 3, I) of the net QRS areas (onset to offset, above
+        the isoelectric level) summed over beats: with Einthoven's
+        equilateral triangle, aVF = (sqrt 3 / 2) H_y and I = H_x. */
 typedef struct { const double *E, *dE; int64_t n; } env;
 
 static double win_min(const env *e, int64_t a, int64_t b) {
@@ -697,6 +703,482 @@ static double tangent(const env *e, int64_t a, int64_t b, double level, int dir)
         if (best < 0 || dir * e->dE[t] > dir * e->dE[best]) best = t;
     if (best < 0 || !(dir * e->dE[best] > 0)) return NAN;
     return (double)best - (e->E[best] - level) / e->dE[best];
+}
+
+/* Dower's matrix (Dower et al. 1980), rows V1..V6, I, II, columns X, Y, Z:
+   the leads a dipole (X, Y, Z) produces. */
+static const double DOWER[8][3] = {
+    {-0.515, 0.157, -0.917}, {0.044, 0.164, -1.387}, {0.882, 0.098, -1.277}, {1.213, 0.127, -0.601},
+    {1.125, 0.127, -0.086},  {0.831, 0.076, 0.230},  {0.632, -0.235, 0.059}, {0.235, 1.066, -0.132},
+};
+
+/* The multi-lead signal the boundaries are measured on, (K, n). With the 12
+   standard leads (I and aVF at rows 0 and 5) it is the vectorcardiogram by
+   the inverse Dower transform, the least-squares dipole (D'D)^-1 D' l of the
+   eight independent leads V1-V6, I, II (Edenbrandt & Pahlm 1988 derived the
+   clinical inverse Dower matrix the same way): its magnitude is the heart
+   vector's, whatever the direction, so one threshold fits every axis and
+   every conduction pattern. Otherwise the leads themselves (K = rows). */
+static double *spatial_components(const double *y, int64_t rows, int64_t n, int lead_i, int lead_avf, int *K) {
+    if (!(rows == 12 && lead_i == 0 && lead_avf == 5)) {
+        double *c = malloc(sizeof(double) * (size_t)(rows * n));
+        if (c) memcpy(c, y, sizeof(double) * (size_t)(rows * n));
+        *K = (int)rows;
+        return c;
+    }
+    double G[3][3] = {{0}}, Gi[3][3], Pm[3][8];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            for (int r = 0; r < 8; r++) G[i][j] += DOWER[r][i] * DOWER[r][j];
+    double det = G[0][0] * (G[1][1] * G[2][2] - G[1][2] * G[2][1]) - G[0][1] * (G[1][0] * G[2][2] - G[1][2] * G[2][0]) +
+                 G[0][2] * (G[1][0] * G[2][1] - G[1][1] * G[2][0]);
+    for (int i = 0; i < 3; i++) /* inverse by cofactors (G is symmetric) */
+        for (int j = 0; j < 3; j++) {
+            int i1 = (j + 1) % 3, i2 = (j + 2) % 3, j1 = (i + 1) % 3, j2 = (i + 2) % 3;
+            Gi[i][j] = (G[i1][j1] * G[i2][j2] - G[i1][j2] * G[i2][j1]) / det;
+        }
+    for (int i = 0; i < 3; i++)
+        for (int r = 0; r < 8; r++) {
+            Pm[i][r] = 0;
+            for (int j = 0; j < 3; j++) Pm[i][r] += Gi[i][j] * DOWER[r][j];
+        }
+    static const int ROW[8] = {6, 7, 8, 9, 10, 11, 0, 1}; /* V1..V6, I, II in the standard order */
+    double *c = calloc((size_t)(3 * n), sizeof(double));
+    if (!c) return NULL;
+    for (int i = 0; i < 3; i++)
+        for (int r = 0; r < 8; r++)
+            for (int64_t t = 0; t < n; t++) c[i * n + t] += Pm[i][r] * y[ROW[r] * n + t];
+    *K = 3;
+    return c;
+}
+
+/* per sample: E the magnitude of the K components, V the magnitude of their
+   slope (spatial velocity) and A of their second derivative (spatial
+   acceleration), the derivatives by the 5-point least-squares filter */
+static void magnitudes(const double *c, int K, int64_t n, double *E, double *V, double *A) {
+    double *d = malloc(sizeof(double) * (size_t)(K * n));
+    for (int64_t t = 0; t < n; t++) E[t] = V[t] = A[t] = 0;
+    for (int k = 0; k < K && d; k++) {
+        const double *x = c + k * n;
+        double *dx = d + k * n;
+        for (int64_t t = 0; t < n; t++) {
+            E[t] += x[t] * x[t];
+            dx[t] = t >= 2 && t + 2 < n ? (2 * x[t + 2] + x[t + 1] - x[t - 1] - 2 * x[t - 2]) / 10 : 0;
+            V[t] += dx[t] * dx[t];
+        }
+        for (int64_t t = 2; t + 2 < n; t++) {
+            double a = (2 * dx[t + 2] + dx[t + 1] - dx[t - 1] - 2 * dx[t - 2]) / 10;
+            A[t] += a * a;
+        }
+    }
+    for (int64_t t = 0; t < n; t++) E[t] = sqrt(E[t]), V[t] = sqrt(V[t]), A[t] = sqrt(A[t]);
+    free(d);
+}
+
+/* first sample from `from` in direction dir (+1 / -1), at most `lim` samples
+   away, where f stays below thr for `hold` more samples; -1 if none */
+static int64_t quiet_from(const double *f, int64_t n, int64_t from, int dir, int64_t lim, double thr, int64_t hold) {
+    int64_t run = 0;
+    for (int64_t k = 0; k <= lim; k++) {
+        int64_t t = from + dir * k;
+        if (t < 2 || t >= n - 2) return -1;
+        run = f[t] < thr ? run + 1 : 0;
+        if (run > hold) return t - dir * hold;
+    }
+    return -1;
+}
+
+/* QRS onset and offset (fractional samples) of the beat at R peak pk, on the
+   spatial signal c (K, n) with magnitude E, velocity V and acceleration A.
+   The simulator's truth (core/sim.c) puts them where the QRS's own vector
+   magnitude crosses 5% of its peak, so that is what is measured, with the
+   atrial activity before and the ST segment after kept out of it:
+     onset: walking back from the peak of E, the first sample below 5% of it
+       (E is isoelectric-corrected, so the PR segment is at 0); when f or
+       flutter waves hold E above that level, the onset moves forward to
+       where the QRS's slope starts (V above 20% of its peak).
+     offset: first the ST segment is found, where the complex falls quiet
+       for 10 ms: velocity below 7% of its peak (q_v) or acceleration below
+       5% of its peak (q_a). Two estimates of the J point follow, biased in
+       opposite directions: (a) the earlier quiet point, late when a slow
+       terminal component (LBBB) keeps the slope up; (b) walking back from
+       q_v (q_a if none) to the last sample whose vector differs from the
+       ST segment's by more than 5% of the QRS peak, the magnitude criterion
+       with the ST level in place of 0, early when the ST segment slopes
+       (ST depression). The offset is their mean. */
+static void qrs_bounds(const env *e, const double *c, int K, const double *V, const double *A, int64_t pk, double ms,
+                       double rr_prev, double rr_next, double *on, double *off) {
+    *on = *off = NAN;
+    int64_t n = e->n;
+    int64_t r = win_argmax(e, pk - (int64_t)(60 * ms), pk + (int64_t)(60 * ms));
+    int64_t pre = (int64_t)fmin(150 * ms, 0.35 * rr_prev), post = (int64_t)fmin(200 * ms, 0.4 * rr_next);
+    double Er = e->E[r], Vpk = 0, Apk = 0;
+    for (int64_t t = r - pre; t <= r + post; t++)
+        if (t >= 0 && t < n) Vpk = fmax(Vpk, V[t]), Apk = fmax(Apk, A[t]);
+    /* onset */
+    int64_t a = quiet_from(e->E, n, r, -1, pre, 0.05 * Er, 0);
+    if (a < 0) return;
+    if (V[a] < 0.2 * Vpk) {
+        while (a < r && V[a] < 0.2 * Vpk) a++;
+        *on = (double)a;
+    } else {
+        *on = a + (0.05 * Er - e->E[a]) / (e->E[a + 1] - e->E[a] + 1e-300); /* E rises through 5% in (a, a+1) */
+    }
+    /* offset */
+    int64_t hold = (int64_t)(10 * ms);
+    int64_t qv = quiet_from(V, n, r, 1, post, 0.07 * Vpk, hold), qa = quiet_from(A, n, r, 1, post, 0.05 * Apk, hold);
+    if (qv < 0 && qa < 0) { *on = NAN; return; }
+    int64_t quiet = qv < 0 ? qa : qa < 0 ? qv : qv < qa ? qv : qa; /* (a) */
+    int64_t q = qv >= 0 ? qv : qa, t = q;                            /* (b) */
+    for (; t > r; t--) {
+        double s2 = 0;
+        for (int k = 0; k < K; k++) s2 += (c[k * n + t] - c[k * n + q]) * (c[k * n + t] - c[k * n + q]);
+        if (sqrt(s2) > 0.05 * Er) break;
+    }
+    *off = 0.5 * ((double)quiet + (double)t);
+}
+
+/* ------------------------------------------------------------ delineation passes */
+
+/* One delineation: the leads y (rows, n) after the isoelectric correction,
+   the spatial signal comp (K, n) with its magnitude E, slope dE, velocity V
+   and acceleration A, and the 8 points of each beat (pts, (np, 8)). */
+typedef struct {
+    int64_t rows, n, np;
+    const int64_t *pk;
+    double fs, ms;
+    int lead_i, lead_avf, K;
+    double *y, *comp, *E, *dE, *V, *A, *pts, *tmp;
+} dl_state;
+
+static void dl_free(dl_state *s) {
+    free(s->y); free(s->comp); free(s->E); free(s->dE); free(s->V); free(s->A); free(s->pts); free(s->tmp);
+}
+
+/* isoelectric baseline: per beat, the centre of the flattest 20 ms (least
+   spatial velocity summed over the window) between R - min(250 ms, 0.4 RR)
+   and R - 20 ms is a PR- (or TP-) segment point: a stretch, not a sample, so
+   the top of a wave (flat for an instant, like the first hump of a notched
+   LBBB complex) is not taken for it; each lead's level there, joined
+   linearly from beat to beat, is subtracted. E and dE are scratch. */
+static void iso_correct(dl_state *s) {
+    int64_t n = s->n, rows = s->rows, np = s->np;
+    const int64_t *pk = s->pk;
+    double *y = s->y, *E = s->E, *dE = s->dE, fs = s->fs;
+    for (int64_t t = 0; t < n; t++) {
+        double q = 0;
+        for (int64_t r = 0; r < rows; r++) {
+            const double *yr = y + r * n;
+            double d = t >= 2 && t + 2 < n ? 2 * yr[t + 2] + yr[t + 1] - yr[t - 1] - 2 * yr[t - 2] : 0;
+            q += d * d;
+        }
+        dE[t] = q; /* spatial velocity squared */
+    }
+    int64_t hw = (int64_t)(0.01 * fs);
+    for (int64_t t = 0; t < n; t++) { /* summed over +-10 ms */
+        double q = 0;
+        for (int64_t u = t - hw; u <= t + hw; u++) q += dE[u < 0 ? 0 : u >= n ? n - 1 : u];
+        E[t] = q;
+    }
+    int64_t *iso = malloc(sizeof(int64_t) * (size_t)(np + 1)), niso = 0;
+    for (int64_t b = 0; b < np && iso; b++) {
+        double rr = b > 0 ? (double)(pk[b] - pk[b - 1]) : b + 1 < np ? (double)(pk[b + 1] - pk[b]) : fs;
+        int64_t a = pk[b] - (int64_t)fmin(0.25 * fs, 0.4 * rr), z = pk[b] - (int64_t)(0.02 * fs), best = -1;
+        for (int64_t t = a < 2 ? 2 : a; t <= z && t < n - 2; t++)
+            if (best < 0 || E[t] < E[best]) best = t;
+        if (best >= 0 && (niso == 0 || best > iso[niso - 1])) iso[niso++] = best;
+    }
+    for (int64_t r = 0; r < rows && niso > 0; r++) {
+        double *yr = y + r * n, lv, *lvl = s->tmp; /* levels at the iso points, averaged over +-2 samples */
+        int64_t k2 = 0;
+        for (int64_t i = 0; i < niso; i++) {
+            double q = 0;
+            for (int64_t u = iso[i] - 2; u <= iso[i] + 2; u++) q += yr[u];
+            lvl[i] = q / 5;
+        }
+        for (int64_t t = 0; t < n; t++) {
+            while (k2 < niso && iso[k2] <= t) k2++;
+            if (k2 == 0) lv = lvl[0];
+            else if (k2 == niso) lv = lvl[niso - 1];
+            else lv = lvl[k2 - 1] + (lvl[k2] - lvl[k2 - 1]) * (double)(t - iso[k2 - 1]) / (double)(iso[k2] - iso[k2 - 1]);
+            yr[t] -= lv;
+        }
+    }
+    free(iso);
+}
+
+/* the points of every beat (stages 3-5) on the current spatial signal */
+static void beats_pass(dl_state *s) {
+    int64_t n = s->n, np = s->np;
+    const int64_t *pk = s->pk;
+    double *E = s->E, ms = s->ms, prev_toff = NAN;
+    env e = {s->E, s->dE, n};
+    for (int64_t b = 0; b < np; b++) {
+        double *P = s->pts + 8 * b;
+        for (int j = 0; j < 8; j++) P[j] = NAN;
+        double rr_next = b + 1 < np ? (double)(pk[b + 1] - pk[b]) : b > 0 ? (double)(pk[b] - pk[b - 1]) : s->fs;
+        double rr_prev = b > 0 ? (double)(pk[b] - pk[b - 1]) : rr_next;
+        P[4] = (double)pk[b];
+        qrs_bounds(&e, s->comp, s->K, s->V, s->A, pk[b], ms, rr_prev, rr_next, &P[3], &P[5]);
+        if (isnan(P[3]) || isnan(P[5])) { prev_toff = NAN; continue; }
+        int64_t r = win_argmax(&e, (int64_t)P[3], (int64_t)P[5]);
+        double Er = E[r];
+        /* T wave */
+        int64_t ts = (int64_t)(P[5] + 30 * ms), te = r + (int64_t)(0.62 * rr_next);
+        int64_t lim = pk[b] + (int64_t)(0.75 * rr_next);
+        if (te < n && te > ts) {
+            int64_t tp = win_argmax(&e, ts, te);
+            /* a long QT: E still rising at the window's end; the peak is
+               sought on, to 100 ms before the next R */
+            int64_t far = b + 1 < np ? pk[b + 1] - (int64_t)(100 * ms) : n - 1;
+            if (tp >= te - 1 && far > te + 1) {
+                int64_t t2 = te;
+                while (t2 + 1 <= far && t2 + 1 < n && E[t2 + 1] >= E[t2]) t2++;
+                if (t2 < far) tp = t2, te = far, lim = b + 1 < np ? pk[b + 1] - (int64_t)(40 * ms) : n - 1;
+            }
+            if (tp > ts && tp < te) {
+                int64_t tend = tp + (int64_t)(150 * ms) < lim ? tp + (int64_t)(150 * ms) : lim;
+                double lvl = win_min(&e, tp, tp + (int64_t)(250 * ms) < lim ? tp + (int64_t)(250 * ms) : lim);
+                P[6] = (double)tp;
+                P[7] = tangent(&e, tp, tend, lvl, -1);
+                if (!(P[7] < n)) P[7] = NAN;
+            }
+        }
+        /* P wave */
+        double psd = fmin(0.45 * rr_prev, 400 * ms);
+        int64_t ps = (int64_t)(r - psd), pe = (int64_t)(P[3] - 10 * ms);
+        if (!isnan(prev_toff) && prev_toff > ps) ps = (int64_t)prev_toff;
+        if (ps >= 2 && pe > ps + 4) {
+            int64_t pp = win_argmax(&e, ps, pe);
+            double lvl_on = win_min(&e, ps, pp), lvl_off = win_min(&e, pp, pe);
+            if (pp > ps && pp < pe && E[pp] - fmax(lvl_on, lvl_off) >= 0.04 * Er) {
+                P[1] = (double)pp;
+                P[0] = tangent(&e, ps, pp, lvl_on, 1);
+                P[2] = tangent(&e, pp, pe, lvl_off, -1);
+                if (isnan(P[0]) || isnan(P[2])) P[0] = P[1] = P[2] = NAN;
+            }
+        }
+        prev_toff = P[7];
+    }
+}
+
+/* stages 1-5 on the low-passed leads y0 (rows, n): y, comp, E, dE, V, A, pts */
+static int measure(dl_state *s, const double *y0) {
+    int64_t n = s->n;
+    memcpy(s->y, y0, sizeof(double) * (size_t)(s->rows * n));
+    iso_correct(s);
+    free(s->comp);
+    s->comp = spatial_components(s->y, s->rows, n, s->lead_i, s->lead_avf, &s->K);
+    if (!s->comp) return -1;
+    magnitudes(s->comp, s->K, n, s->E, s->V, s->A);
+    for (int64_t t = 0; t < n; t++) /* slope per sample: 5-point least-squares derivative */
+        s->dE[t] = t >= 2 && t + 2 < n ? (2 * s->E[t + 2] + s->E[t + 1] - s->E[t - 1] - 2 * s->E[t - 2]) / 10 : 0;
+    beats_pass(s);
+    return 0;
+}
+
+/* ------------------------------------------------------------ atrial flutter */
+
+/* Atrial flutter waves run through the whole cardiac cycle, as large as a
+   fifth of the QRS, with no isoelectric line between them: they move the QRS
+   onset and offset and hide the end of the T wave. They are removed before
+   the intervals are measured, by estimating the periodic atrial signal and
+   subtracting it (periodic-component, or harmonic, modelling of the atrial
+   activity: the flutter counterpart of QRST cancellation):
+     1. a first delineation gives each beat's QRS onset and T offset; the
+        atrial windows run from the T offset to the next QRS onset - 8 ms,
+        where only atrial activity is seen (in the first pass from T offset
+        - 15 ms, as flutter waves make the first T offsets late);
+     2. a record is a candidate when the windows hold atrial activity (a
+        spatial magnitude above 1% of the QRS peak) with no isoelectric
+        line: at most 10% of their samples with a spatial velocity below a
+        fifth of its RMS (sinus P waves leave a flat PR and TP segment);
+     3. the cycle: the atrial signal is modelled as a periodic wave of period
+        T (6 harmonics with a smoothness prior, T from 170 to 250 ms, atrial
+        rates 240-350/min) plus a constant per window (the window's own
+        baseline), fitted by least squares to the spatial signal in the
+        windows; T is the period of least residual (a 0.5 ms grid, then
+        golden-section refinement). This is the autocorrelation of the
+        QRST-blanked signal taken to its limit: at 2:1 block the windows are
+        shorter than a cycle, so no lag of one cycle joins two windows, but
+        the model still joins them. It is flutter when the periodic wave
+        leaves at most 15% of the windows' variance (the f waves of atrial
+        fibrillation leave 50-95%). With a regular rhythm every window sits
+        at the same phase of the cycle and the fit cannot test periodicity;
+        then the rhythm must also have a fixed conduction ratio's regularity
+        (RR coefficient of variation below 0.005, where sinus rhythm varies
+        with respiration): a sinus tachycardia without heart-rate
+        variability at twice a flutter cycle would be taken for 2:1 flutter;
+     4. the same model (at that T) is fitted to each lead and its periodic
+        part subtracted from the whole lead, under the QRS and T too; the
+        delineation is repeated, the windows taken from it, and the fit and
+        subtraction repeated (3 passes in all).
+   Flutter waves are not P waves: a flutter record has none (p_fraction 0). */
+enum { FL_H = 6 };
+/* the model's smoothness prior (ridge on the harmonics, growing as h^2), the
+   windows' margins after the T offset (first and later passes) and before
+   the QRS onset (ms), the number of subtraction passes */
+static const double FL_SMOOTH = 1e-3, FL_MT1 = -15, FL_MT = 15, FL_MQ = 8;
+enum { FL_PASSES = 3 };
+
+/* atrial windows [a, b) between beats from s->pts: returns their number,
+   bounds in win (2 per window) */
+static int64_t atrial_windows(const dl_state *s, int64_t *win, double mt) {
+    int64_t nw = 0;
+    for (int64_t b = 0; b + 1 < s->np; b++) {
+        double toff = s->pts[8 * b + 7], on = s->pts[8 * (b + 1) + 3];
+        if (isnan(toff) || isnan(on)) continue;
+        int64_t a = (int64_t)ceil(toff + mt * s->ms), z = (int64_t)floor(on - FL_MQ * s->ms);
+        if (z - a >= (int64_t)(20 * s->ms)) win[2 * nw] = a, win[2 * nw + 1] = z, nw++;
+    }
+    return nw;
+}
+
+/* basis at sample t for period per (samples): H cosines and sines */
+static void harmonics(double t, double per, double *b) {
+    double ph = 2 * PI * t / per, c1 = cos(ph), s1 = sin(ph), c = c1, sn = s1;
+    for (int h = 0; h < FL_H; h++) {
+        b[2 * h] = c, b[2 * h + 1] = sn;
+        double c2 = c * c1 - sn * s1;
+        sn = sn * c1 + c * s1, c = c2;
+    }
+}
+
+/* Least squares of the rows x (K, n) on the 2H harmonics of period per plus a
+   constant per window, over the windows, every `step`-th sample. The window
+   constants are eliminated (each window's samples and basis less their
+   means). coef (K, 2H) if not NULL. Returns the residual over the windows'
+   variance about their own means, summed over rows (1 when nothing fits). */
+static double harmonic_fit(const double *x, int K, int64_t n, const int64_t *win, int64_t nw, int step, double per,
+                           double *coef) {
+    enum { M = 2 * FL_H };
+    double G[M][M] = {{0}}, rhs[12][M], xx = 0, b[M];
+    double *rp = K <= 12 ? &rhs[0][0] : NULL;
+    if (!rp) return 1;
+    memset(rhs, 0, sizeof rhs);
+    for (int64_t w = 0; w < nw; w++) {
+        double sb[M] = {0}, sx[12] = {0}, cnt = 0;
+        double Gw[M][M] = {{0}}, rw[12][M];
+        memset(rw, 0, sizeof rw);
+        for (int64_t t = win[2 * w]; t < win[2 * w + 1] && t < n; t += step) {
+            harmonics((double)t, per, b);
+            for (int i = 0; i < M; i++) {
+                sb[i] += b[i];
+                for (int j = i; j < M; j++) Gw[i][j] += b[i] * b[j];
+            }
+            for (int k = 0; k < K; k++) {
+                double v = x[k * n + t];
+                sx[k] += v;
+                xx += v * v;
+                for (int i = 0; i < M; i++) rw[k][i] += b[i] * v;
+            }
+            cnt++;
+        }
+        if (cnt == 0) continue;
+        for (int i = 0; i < M; i++) {
+            for (int j = i; j < M; j++) G[i][j] += Gw[i][j] - sb[i] * sb[j] / cnt;
+            for (int k = 0; k < K; k++) rhs[k][i] += rw[k][i] - sb[i] * sx[k] / cnt;
+        }
+        for (int k = 0; k < K; k++) xx -= sx[k] * sx[k] / cnt;
+    }
+    if (!(xx > 0)) return 1;
+    /* Cholesky of G (+ a tiny ridge) */
+    double L[M][M] = {{0}}, tr = 0;
+    for (int i = 0; i < M; i++) tr += G[i][i];
+    for (int i = 0; i < M; i++) G[i][i] += FL_SMOOTH * tr / M * (i / 2 + 1) * (i / 2 + 1);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j <= i; j++) {
+            double v = G[j][i];
+            for (int k = 0; k < j; k++) v -= L[i][k] * L[j][k];
+            if (i == j) {
+                if (!(v > 0)) return 1;
+                L[i][i] = sqrt(v);
+            } else L[i][j] = v / L[j][j];
+        }
+    double res = xx;
+    for (int k = 0; k < K; k++) {
+        double z[M], c[M];
+        for (int i = 0; i < M; i++) {
+            double v = rhs[k][i];
+            for (int j = 0; j < i; j++) v -= L[i][j] * z[j];
+            z[i] = v / L[i][i];
+        }
+        for (int i = M - 1; i >= 0; i--) {
+            double v = z[i];
+            for (int j = i + 1; j < M; j++) v -= L[j][i] * c[j];
+            c[i] = v / L[i][i];
+        }
+        for (int i = 0; i < M; i++) res -= c[i] * rhs[k][i];
+        if (coef)
+            for (int i = 0; i < M; i++) coef[k * M + i] = c[i];
+    }
+    return fmax(res, 0) / xx;
+}
+
+/* the flutter cycle in samples, or 0 when the record is not atrial flutter;
+   c: the spatial signal of the low-passed leads, (K, n) */
+static double flutter_cycle(const dl_state *s, const double *c, const int64_t *win, int64_t nw) {
+    int64_t n = s->n, nvis = 0, low = 0;
+    double vv = 0, ee = 0;
+    for (int64_t w = 0; w < nw; w++)
+        for (int64_t t = win[2 * w]; t < win[2 * w + 1]; t++) vv += s->V[t] * s->V[t], ee += s->E[t] * s->E[t], nvis++;
+    if (nvis < (int64_t)(0.8 * s->fs)) return 0;
+    double vrms = sqrt(vv / nvis), erms = sqrt(ee / nvis);
+    for (int64_t w = 0; w < nw; w++)
+        for (int64_t t = win[2 * w]; t < win[2 * w + 1]; t++) low += s->V[t] < 0.2 * vrms;
+    /* the QRS peak: median over beats of E at R */
+    int64_t k = 0;
+    for (int64_t b = 0; b < s->np; b++) s->tmp[k++] = s->E[s->pk[b]];
+    double er = median(s->tmp, k), iso_frac = (double)low / nvis;
+    int step = s->fs > 300 ? (int)(s->fs / 250) : 1;
+    double best = 1, bt = 0;
+    if (!(erms >= 0.01 * er) || iso_frac > 0.1) return 0;
+    /* a regular rhythm puts every window at one phase of the cycle, where
+       the fit cannot test periodicity: only a fixed conduction ratio's
+       regularity (RR coefficient of variation below 0.005) counts then */
+    double m1 = 0, m2 = 0;
+    for (int64_t b = 0; b + 1 < s->np; b++) {
+        double rr = (double)(s->pk[b + 1] - s->pk[b]);
+        m1 += rr, m2 += rr * rr;
+    }
+    m1 /= (double)(s->np - 1), m2 /= (double)(s->np - 1);
+    double cv = sqrt(fmax(m2 - m1 * m1, 0)) / m1;
+    if (cv < 0.05 && cv >= 0.005) return 0;
+    for (double per = 0.170 * s->fs; per <= 0.250 * s->fs; per += 0.0005 * s->fs) {
+        double r = harmonic_fit(c, s->K, n, win, nw, step, per, NULL);
+        if (r < best) best = r, bt = per;
+    }
+    if (bt == 0) return 0;
+    /* golden-section refinement within one grid step either side */
+    double a = bt - 0.0005 * s->fs, z = bt + 0.0005 * s->fs, g = (sqrt(5.0) - 1) / 2;
+    double x1 = z - g * (z - a), x2 = a + g * (z - a);
+    double f1 = harmonic_fit(c, s->K, n, win, nw, step, x1, NULL), f2 = harmonic_fit(c, s->K, n, win, nw, step, x2, NULL);
+    for (int it = 0; it < 20; it++) {
+        if (f1 < f2) z = x2, x2 = x1, f2 = f1, x1 = z - g * (z - a), f1 = harmonic_fit(c, s->K, n, win, nw, step, x1, NULL);
+        else a = x1, x1 = x2, f1 = f2, x2 = a + g * (z - a), f2 = harmonic_fit(c, s->K, n, win, nw, step, x2, NULL);
+    }
+    if (fmin(f1, f2) < best) best = fmin(f1, f2), bt = f1 < f2 ? x1 : x2;
+    return best <= 0.15 ? bt : 0;
+}
+
+/* y0 (rows, n) less its periodic part of period per fitted over the windows */
+static void subtract_flutter(const double *y0, double *y1, int64_t rows, int64_t n, const int64_t *win, int64_t nw,
+                             double per) {
+    double coef[2 * FL_H], b[2 * FL_H];
+    for (int64_t r = 0; r < rows; r++) {
+        const double *x = y0 + r * n;
+        double *o = y1 + r * n;
+        if (harmonic_fit(x, 1, n, win, nw, 1, per, coef) >= 1) {
+            memcpy(o, x, sizeof(double) * (size_t)n);
+            continue;
+        }
+        for (int64_t t = 0; t < n; t++) {
+            harmonics((double)t, per, b);
+            double v = 0;
+            for (int i = 0; i < 2 * FL_H; i++) v += coef[i] * b[i];
+            o[t] = x[t] - v;
+        }
+    }
 }
 
 int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int lead_avf, ewb_tensor **points,
@@ -721,130 +1203,75 @@ int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int 
     }
     int64_t pad = 12; /* clean_rows needs more samples than the filter's padding */
     if (n <= pad * 2) { free(pk); ewb_tensor_free(xc); return ewb_error("delineate: signal too short: %s", ewb_s(x)); }
-    double *y = lowpass_rows(ewb_f32(xc), rows, n, fs);
-    double *E = malloc(sizeof(double) * (size_t)n), *dE = malloc(sizeof(double) * (size_t)n);
-    double *pts = malloc(sizeof(double) * (size_t)(8 * (np + 1))), *tmp = malloc(sizeof(double) * (size_t)(np + 1));
+    dl_state s = {rows, n, np, pk, fs, fs / 1000.0, lead_i, lead_avf, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    size_t nb = sizeof(double) * (size_t)n;
+    double *y0 = lowpass_rows(ewb_f32(xc), rows, n, fs), *y1 = malloc(nb * (size_t)rows);
+    int64_t *win = malloc(sizeof(int64_t) * (size_t)(2 * np + 2));
+    s.y = malloc(nb * (size_t)rows), s.E = malloc(nb), s.dE = malloc(nb), s.V = malloc(nb), s.A = malloc(nb);
+    s.pts = malloc(sizeof(double) * (size_t)(8 * (np + 1))), s.tmp = malloc(sizeof(double) * (size_t)(np + 1));
     ewb_tensor *ptens = NULL;
     if (points) {
         int64_t shp[2] = {np, 8};
         ptens = ewb_empty(EWB_DTYPE_I64, 2, shp);
     }
-    if (!y || !E || !dE || !pts || !tmp || (points && !ptens)) {
-        free(y); free(E); free(dE); free(pts); free(tmp); free(pk);
+    int fail = !y0 || !y1 || !win || !s.y || !s.E || !s.dE || !s.V || !s.A || !s.pts || !s.tmp || (points && !ptens);
+    if (!fail) fail = measure(&s, y0);
+    /* atrial flutter: estimate the periodic atrial wave and measure without it */
+    int flutter = 0;
+    if (!fail && np >= 4) {
+        int64_t nw = atrial_windows(&s, win, FL_MT1);
+        int K = 0;
+        double *c = spatial_components(y0, rows, n, lead_i, lead_avf, &K), per = 0;
+        if (c) per = flutter_cycle(&s, c, win, nw);
+        free(c);
+        for (int pass = 0; per > 0 && pass < FL_PASSES && !fail; pass++) {
+            subtract_flutter(y0, y1, rows, n, win, nw, per);
+            fail = measure(&s, y1);
+            flutter = 1;
+            nw = atrial_windows(&s, win, FL_MT);
+        }
+    }
+    if (fail) {
+
+        dl_free(&s); free(y0); free(y1); free(win); free(pk);
         ewb_tensor_free(ptens);
         ewb_tensor_free(xc);
         return ewb_error("delineate: out of memory for %s", ewb_s(x));
     }
-    /* isoelectric baseline: per beat, the flattest sample (least spatial
-       velocity) between R - min(100 ms, 0.2 RR) and R - 15 ms is a PR-segment
-       point; each lead's level there, joined linearly from beat to beat, is
-       subtracted */
-    for (int64_t t = 0; t < n; t++) {
-        double s = 0;
-        for (int64_t r = 0; r < rows; r++) {
-            const double *yr = y + r * n;
-            double d = t >= 2 && t + 2 < n ? 2 * yr[t + 2] + yr[t + 1] - yr[t - 1] - 2 * yr[t - 2] : 0;
-            s += d * d;
-        }
-        E[t] = s; /* spatial velocity squared, for now */
-    }
-    int64_t *iso = malloc(sizeof(int64_t) * (size_t)(np + 1)), niso = 0;
-    for (int64_t b = 0; b < np && iso; b++) {
-        double rr = b > 0 ? (double)(pk[b] - pk[b - 1]) : b + 1 < np ? (double)(pk[b + 1] - pk[b]) : fs;
-        int64_t a = pk[b] - (int64_t)fmin(0.1 * fs, 0.2 * rr), z = pk[b] - (int64_t)(0.015 * fs), best = -1;
-        for (int64_t t = a < 2 ? 2 : a; t <= z && t < n - 2; t++)
-            if (best < 0 || E[t] < E[best]) best = t;
-        if (best >= 0 && (niso == 0 || best > iso[niso - 1])) iso[niso++] = best;
-    }
-    for (int64_t r = 0; r < rows && niso > 0; r++) {
-        double *yr = y + r * n, lv;
-        int64_t k2 = 0;
-        double *lvl = tmp; /* levels at the iso points, averaged over +-2 samples */
-        for (int64_t i = 0; i < niso; i++) {
-            double s = 0;
-            for (int64_t u = iso[i] - 2; u <= iso[i] + 2; u++) s += yr[u];
-            lvl[i] = s / 5;
-        }
-        for (int64_t t = 0; t < n; t++) {
-            while (k2 < niso && iso[k2] <= t) k2++;
-            if (k2 == 0) lv = lvl[0];
-            else if (k2 == niso) lv = lvl[niso - 1];
-            else lv = lvl[k2 - 1] + (lvl[k2] - lvl[k2 - 1]) * (double)(t - iso[k2 - 1]) / (double)(iso[k2] - iso[k2 - 1]);
-            yr[t] -= lv;
-        }
-    }
-    free(iso);
-    for (int64_t t = 0; t < n; t++) {
-        double s = 0;
-        for (int64_t r = 0; r < rows; r++) s += y[r * n + t] * y[r * n + t];
-        E[t] = sqrt(s);
-    }
-    for (int64_t t = 0; t < n; t++) /* slope per sample: 5-point least-squares derivative */
-        dE[t] = t >= 2 && t + 2 < n ? (2 * E[t + 2] + E[t + 1] - E[t - 1] - 2 * E[t - 2]) / 10 : 0;
-    env e = {E, dE, n};
-    double ms = fs / 1000.0, area_i = 0, area_f = 0, prev_toff = NAN;
-    int64_t have_p = 0;
+    double *pts = s.pts, *tmp = s.tmp, *y = s.y, ms = s.ms;
+    /* P waves must recur: a sinus P comes at the same PR interval every beat,
+       while in atrial fibrillation the largest bump before each QRS (an f
+       wave) lands anywhere. A P is kept when its PR is within 20 ms of the
+       median PR of the beats that have one; when fewer than half of all
+       beats keep one, the record has no P waves; nor has atrial flutter. */
+    int64_t k = 0;
+    for (int64_t b = 0; b < np; b++)
+        if (!isnan(pts[8 * b])) tmp[k++] = pts[8 * b + 3] - pts[8 * b];
+    double pr_med = median(tmp, k);
+    int64_t kept = 0;
     for (int64_t b = 0; b < np; b++) {
         double *P = pts + 8 * b;
-        for (int j = 0; j < 8; j++) P[j] = NAN;
-        double rr_next = b + 1 < np ? (double)(pk[b + 1] - pk[b]) : b > 0 ? (double)(pk[b] - pk[b - 1]) : fs;
-        double rr_prev = b > 0 ? (double)(pk[b] - pk[b - 1]) : rr_next;
-        int64_t r = win_argmax(&e, pk[b] - (int64_t)(40 * ms), pk[b] + (int64_t)(40 * ms));
-        double Er = E[r];
-        P[4] = (double)pk[b];
-        /* QRS: first and last deflections */
-        int64_t pre = (int64_t)fmin(100 * ms, 0.2 * rr_prev), post = (int64_t)fmin(120 * ms, 0.25 * rr_next);
-        int64_t first = r, lastd = r;
-        for (int64_t t = r - pre; t < r; t++)
-            if (t >= 1 && E[t] >= 0.08 * Er && E[t] >= E[t - 1] && E[t] > E[t + 1]) { first = t; break; }
-        for (int64_t t = r + post; t > r; t--)
-            if (t + 1 < n && E[t] >= 0.08 * Er && E[t] > E[t - 1] && E[t] >= E[t + 1]) { lastd = t; break; }
-        int64_t w60 = (int64_t)(60 * ms), w100 = (int64_t)(100 * ms);
-        P[3] = tangent(&e, first - w60, first, win_min(&e, first - w100, first), 1);
-        P[5] = tangent(&e, lastd, lastd + w60, win_min(&e, lastd, lastd + w100), -1);
-        if (isnan(P[3]) || isnan(P[5]) || P[3] < 0 || P[5] >= n) { P[3] = P[5] = NAN; prev_toff = NAN; continue; }
-        /* T wave */
-        int64_t ts = (int64_t)(P[5] + 30 * ms), te = r + (int64_t)(0.62 * rr_next);
-        if (te < n && te > ts) {
-            int64_t tp = win_argmax(&e, ts, te);
-            if (tp > ts && tp < te) {
-                int64_t lim = pk[b] + (int64_t)(0.75 * rr_next);
-                int64_t tend = tp + (int64_t)(150 * ms) < lim ? tp + (int64_t)(150 * ms) : lim;
-                double lvl = win_min(&e, tp, tp + (int64_t)(250 * ms) < lim ? tp + (int64_t)(250 * ms) : lim);
-                P[6] = (double)tp;
-                P[7] = tangent(&e, tp, tend, lvl, -1);
-                if (!(P[7] < n)) P[7] = NAN;
-            }
-        }
-        /* P wave */
-        double psd = fmin(0.45 * rr_prev, 400 * ms);
-        int64_t ps = (int64_t)(r - psd), pe = (int64_t)(P[3] - 10 * ms);
-        if (!isnan(prev_toff) && prev_toff > ps) ps = (int64_t)prev_toff;
-        if (ps >= 2 && pe > ps + 4) {
-            int64_t pp = win_argmax(&e, ps, pe);
-            double lvl_on = win_min(&e, ps, pp), lvl_off = win_min(&e, pp, pe);
-            if (pp > ps && pp < pe && E[pp] - fmax(lvl_on, lvl_off) >= 0.04 * Er) {
-                P[1] = (double)pp;
-                P[0] = tangent(&e, ps, pp, lvl_on, 1);
-                P[2] = tangent(&e, pp, pe, lvl_off, -1);
-                if (isnan(P[0]) || isnan(P[2])) P[0] = P[1] = P[2] = NAN;
-                else have_p++;
-            }
-        }
-        prev_toff = P[7];
-        /* net QRS area for the axis */
-        if (lead_i >= 0) {
-            int64_t on = (int64_t)ceil(P[3]), off = (int64_t)floor(P[5]);
-            const double *yi = y + (int64_t)lead_i * n, *yf = y + (int64_t)lead_avf * n;
-            for (int64_t t = on; t <= off; t++) area_i += yi[t], area_f += yf[t]; /* y is isoelectric-corrected */
-        }
+        if (isnan(P[0])) continue;
+        if (fabs(P[3] - P[0] - pr_med) > 20 * ms) P[0] = P[1] = P[2] = NAN;
+        else kept++;
+    }
+    if (kept < 0.5 * np || flutter) {
+        for (int64_t b = 0; b < np; b++) pts[8 * b] = pts[8 * b + 1] = pts[8 * b + 2] = NAN;
+        kept = 0;
+    }
+    /* net QRS area for the axis (y is isoelectric-corrected) */
+    double area_i = 0, area_f = 0;
+    for (int64_t b = 0; b < np && lead_i >= 0; b++) {
+        if (isnan(pts[8 * b + 3]) || isnan(pts[8 * b + 5])) continue;
+        int64_t on = (int64_t)ceil(pts[8 * b + 3]), off = (int64_t)floor(pts[8 * b + 5]);
+        const double *yi = y + (int64_t)lead_i * n, *yf = y + (int64_t)lead_avf * n;
+        for (int64_t t = on; t <= off; t++) area_i += yi[t], area_f += yf[t];
     }
     /* summary */
     memset(out, 0, sizeof *out);
     out->nbeats = np;
     double *iv[3] = {&out->pr_ms, &out->qrs_ms, &out->qt_ms};
     const int from[3] = {0, 3, 3}, to[3] = {3, 5, 7}; /* PR, QRS, QT as differences of points */
-    int64_t k;
     for (int j = 0; j < 3; j++) {
         k = 0;
         for (int64_t b = 0; b < np; b++) {
@@ -860,13 +1287,13 @@ int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int 
     out->qtc_bazett_ms = out->qt_ms / sqrt(rr_s);
     out->qtc_fridericia_ms = out->qt_ms / cbrt(rr_s);
     out->axis_deg = lead_i >= 0 && (area_i != 0 || area_f != 0) ? atan2(2 * area_f / sqrt(3.0), area_i) * 180 / PI : NAN;
-    out->p_fraction = np ? (double)have_p / np : NAN;
+    out->p_fraction = np ? (double)kept / np : NAN;
     if (ptens) {
         int64_t *o = ewb_tensor_data(ptens);
         for (int64_t i = 0; i < 8 * np; i++) o[i] = isnan(pts[i]) ? -1 : (int64_t)llround(pts[i]);
         *points = ptens;
     }
-    free(y); free(E); free(dE); free(pts); free(tmp); free(pk);
+    dl_free(&s); free(y0); free(y1); free(win); free(pk);
     ewb_tensor_free(xc);
     return 0;
 }

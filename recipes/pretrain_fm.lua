@@ -14,7 +14,10 @@ simulator with ECG-FM's mix of objectives:
   - random lead masking: each segment loses each lead with p = 0.5 (at
     least one kept).
 Records are simulated on the fly (heart rate uniform in [hr_min, hr_max]
-bpm), so no record is seen twice. AdamW with a warmup-cosine schedule.
+bpm), so no record is seen twice; or, with data = "corpus", they are the
+training split of the default corpus (wb.corpus, 250 Hz, 10 s: every
+condition of the simulator, its labels unused), reshuffled every epoch.
+AdamW with a warmup-cosine schedule.
 
 Evaluation. A ridge-regression linear probe on the frozen pooled embedding
 predicts the heart rate of held-out records (probe fitted on n_probe_train
@@ -23,6 +26,15 @@ with all 12 leads and with lead II alone, for the pretrained encoder and for
 the same encoder at its random initialisation.
 
   ecgwb recipes/pretrain_fm.lua [steps] [config: tiny|small|base] [objective: contrastive|reconstruct]
+        [--data=sim|corpus] [--out=runs/pretrain_fm/encoder.h5] [--no-probe]
+
+--out saves the pretrained encoder with wb.checkpoint (model/<name>, and the
+config attribute: model, objective, data, steps, fs, segment_seconds), which
+recipes/linear_probe.lua and recipes/finetune.lua load. From Lua:
+  local r = loadfile("recipes/pretrain_fm.lua")({ steps = 300, data = "corpus", out = "...", probe = false })
+or wb.run("recipes/pretrain_fm.lua", { ... }); r.encoder is the trained
+encoder, r.loss_first / r.loss_last the losses, r.random_init / r.pretrained
+the HR probe results (when probe ~= false).
 
 On a shared machine set OMP_WAIT_POLICY=passive: spinning OpenMP threads
 made the tiny run 7x slower when other jobs held the cores.
@@ -32,14 +44,41 @@ local optim = wb.optim
 local E = require "ecgwb.models.ecg_encoder"
 io.stdout:setvbuf("line")
 
+-- options: a table from wb.run / dofile, else the command line
+local opts = ...
+if type(opts) ~= "table" then
+  opts = {}
+  local pos = {}
+  local a = arg or {}
+  local i = 1
+  while i <= #a do
+    local k, v = a[i]:match("^%-%-([%w_-]+)=(.*)$")
+    if not k and a[i]:match("^%-%-") then
+      k = a[i]:sub(3)
+      if k == "out" or k == "data" then v = a[i + 1]; i = i + 1 end
+    end
+    if k == "out" then opts.out = v
+    elseif k == "data" then opts.data = v
+    elseif k == "no-probe" then opts.probe = false
+    elseif k then error("pretrain_fm: unknown flag --" .. k)
+    else pos[#pos + 1] = a[i] end
+    i = i + 1
+  end
+  opts.steps, opts.model, opts.objective = tonumber(pos[1]), pos[2], pos[3]
+end
+
 local cfg = {
-  seed = 1,
-  model = arg and arg[2] or "tiny",
-  objective = arg and arg[3] or "contrastive",
+  seed = opts.seed or 1,
+  model = opts.model or "tiny",
+  objective = opts.objective or "contrastive",
+  data = opts.data or "sim",                                -- "sim" (on the fly) | "corpus" (default corpus, train split)
+  corpus = opts.corpus,                                     -- data = "corpus": another file than the default corpus
+  out = opts.out,                                           -- save the encoder here (wb.checkpoint)
+  probe = opts.probe ~= false,                              -- the HR probe before and after
   fs = 250, segment_seconds = 5, segments_per_record = 2,   -- ECG-FM: 500 Hz, 5 s segments
   hr_min = 45, hr_max = 150, hr_std = 2,
   records_per_batch = 16,                                   -- 32 segments
-  steps = tonumber(arg and arg[1]) or 800,
+  steps = opts.steps or 800,
   lr = 1e-3, warmup = 80, weight_decay = 0.01, clip = 1.0,
   lead_mask_p = 0.5, num_negatives = 50, temperature = 0.1,
   diversity_weight = 0.1, cmsc_weight = 1.0, cmsc_temperature = 0.1,
@@ -56,7 +95,27 @@ local function draw_record(index_base, hr)
   return wb.sim.ecg { fs = cfg.fs, seconds = cfg.segment_seconds * cfg.segments_per_record, hr = hr,
     hr_std = cfg.hr_std, seed = cfg.seed, index = index_base + rng_index }
 end
+if cfg.data ~= "sim" and cfg.data ~= "corpus" then error("pretrain_fm: data must be 'sim' or 'corpus', got " .. tostring(cfg.data)) end
+local corpus, order, pos = nil, nil, 0
+if cfg.data == "corpus" then
+  corpus = wb.corpus.load { path = cfg.corpus, split = "train", fs = cfg.fs, seconds = cfg.segment_seconds * cfg.segments_per_record }
+  print(string.format("pretraining data: %d training records of the default corpus (%s), labels unused", corpus.n, corpus.file))
+end
+local function corpus_batch()
+  local segs, groups = {}, {}
+  for r = 1, cfg.records_per_batch do
+    if not order or pos >= #order then order, pos = wb.randperm(corpus.n):totable(), 0 end
+    pos = pos + 1
+    local x = corpus.x[order[pos] + 1]                         -- (12, L)
+    for s = 1, cfg.segments_per_record do
+      segs[#segs + 1] = x:narrow(2, (s - 1) * seg_len + 1, seg_len)
+      groups[#groups + 1] = r
+    end
+  end
+  return wb.stack(segs, 1), groups
+end
 local function pretrain_batch()
+  if corpus then return corpus_batch() end
   local hrs = wb.rand(cfg.records_per_batch):totable()
   local segs, groups = {}, {}
   for r = 1, cfg.records_per_batch do
@@ -135,8 +194,11 @@ local function ridge_mae(Z, y, w)
   for i = 1, #y do s = s + math.abs(pred[i] - y[i]) end
   return s / #y
 end
-local x_ptr, hr_ptr = probe_set(cfg.n_probe_train, 2e6)
-local x_pte, hr_pte = probe_set(cfg.n_probe_test, 3e6)
+local x_ptr, hr_ptr, x_pte, hr_pte
+if cfg.probe then
+  x_ptr, hr_ptr = probe_set(cfg.n_probe_train, 2e6)
+  x_pte, hr_pte = probe_set(cfg.n_probe_test, 3e6)
+end
 -- probe fitted on the first n labelled records (λ picked on a quarter of them)
 local function probe_fit(Ztr, Zte, n)
   local Zn = Ztr:narrow(1, 1, n)
@@ -160,12 +222,12 @@ end
 local function evaluate()
   return { all = probe { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 }, lead2 = probe { 2 } }
 end
-local random_init = evaluate()
 local function report(name, r)
   print(string.format("%-12s probe HR MAE (bpm), %d / %d labels: 12 leads %.2f / %.2f, lead II only %.2f / %.2f", name,
     cfg.n_probe_train, cfg.n_probe_few, r.all.full, r.all.few, r.lead2.full, r.lead2.few))
 end
-report("random init", random_init)
+local random_init = cfg.probe and evaluate() or nil
+if cfg.probe then report("random init", random_init) end
 
 -- training loop
 local opt = optim.AdamW(enc:parameters(), { lr = cfg.lr, weight_decay = cfg.weight_decay })
@@ -204,13 +266,28 @@ end
 print(string.format("pretraining: %d steps in %.0f s; loss %.3f (step 1) -> %.3f (mean of the last 20 steps)",
   cfg.steps, wb.now() - t0, first and first.total or 0, last.total or 0))
 
+local result = { encoder = enc, steps = cfg.steps, seconds = wb.now() - t0,
+  loss_first = first and first.total, loss_last = last.total, config = cfg }
+if cfg.out then
+  local dir = cfg.out:match("^(.*)/[^/]*$")
+  if dir then os.execute("mkdir -p '" .. dir .. "'") end
+  wb.checkpoint.save(cfg.out, { model = enc, step = cfg.steps, config = {
+    model = cfg.model, objective = cfg.objective, data = cfg.data, steps = cfg.steps, seed = cfg.seed,
+    fs = cfg.fs, segment_seconds = cfg.segment_seconds, loss_last = last.total } })
+  print("encoder saved to " .. cfg.out)
+end
+if not cfg.probe then return result end
+
 local pretrained = evaluate()
 print(string.format("held-out: %d records, seed %d", cfg.n_probe_test, cfg.seed))
 report("random init", random_init)
 report("pretrained", pretrained)
-print(string.format("predicting the mean: %.2f", (function()
+local function mean_mae()
   local m, s = 0, 0
   for _, v in ipairs(hr_ptr) do m = m + v / #hr_ptr end
   for _, v in ipairs(hr_pte) do s = s + math.abs(v - m) / #hr_pte end
   return s
-end)()))
+end
+print(string.format("predicting the mean: %.2f", mean_mae()))
+result.random_init, result.pretrained, result.mean_mae = random_init, pretrained, mean_mae()
+return result

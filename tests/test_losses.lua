@@ -102,4 +102,41 @@ do
   fd_check("masked_mse", function(p) return L.masked_mse(p, t, w) end, wb.randn(3, 4), 1e-2, 2e-2)
 end
 
+------------------------------------------------------------------ alignment losses
+do
+  local a = wb.tensor { { 1, 0, 0 }, { 0, 2, 0 }, { 1, 1, 0 } }
+  local b = wb.tensor { { 2, 0, 0 }, { 0, 1, 1 }, { 0, 0, 3 } }
+  local A, B = a:tolist(), b:tolist()
+  local mse, cos = 0, 0
+  local function norm(v) return math.sqrt(v[1] ^ 2 + v[2] ^ 2 + v[3] ^ 2) end
+  local function dot(u, v) return u[1] * v[1] + u[2] * v[2] + u[3] * v[3] end
+  for i = 1, 3 do
+    for k = 1, 3 do mse = mse + (A[i][k] - B[i][k]) ^ 2 / 9 end
+    cos = cos + (1 - dot(A[i], B[i]) / (norm(A[i]) * norm(B[i]))) / 3
+  end
+  T.close(L.align_mse(a, b):item(), mse, 1e-6, "align_mse by hand")
+  T.close(L.align_cosine(a, b):item(), cos, 1e-6, "align_cosine by hand")
+  -- symmetric InfoNCE by hand at temperature 0.5
+  local S = {}
+  for i = 1, 3 do
+    S[i] = {}
+    for j = 1, 3 do S[i][j] = dot(A[i], B[j]) / (norm(A[i]) * norm(B[j])) / 0.5 end
+  end
+  local rows, cols = 0, 0
+  for i = 1, 3 do
+    local zr, zc = 0, 0
+    for j = 1, 3 do zr, zc = zr + math.exp(S[i][j]), zc + math.exp(S[j][i]) end
+    rows, cols = rows - (S[i][i] - math.log(zr)) / 3, cols - (S[i][i] - math.log(zc)) / 3
+  end
+  T.close(L.info_nce(a, b, { temperature = 0.5 }):item(), (rows + cols) / 2, 1e-5, "info_nce by hand")
+  T.close(L.info_nce(a, b, { logit_scale = wb.tensor(math.log(2)) }):item(), (rows + cols) / 2, 1e-5,
+    "info_nce with logit_scale = log(1/0.5)")
+  local t = wb.randn(4, 5)
+  fd_check("align_mse", function(p) return L.align_mse(p, t) end, wb.randn(4, 5), 1e-2, 2e-2)
+  fd_check("align_cosine", function(p) return L.align_cosine(p, t) end, wb.randn(4, 5), 1e-2, 2e-2)
+  fd_check("info_nce", function(p) return L.info_nce(p, t, { temperature = 0.3 }) end, wb.randn(4, 5), 1e-2, 2e-2)
+  T.fails(function() L.align_mse(wb.randn(3, 4), wb.randn(2, 4)) end, "align_mse: pred and target must both be (N, D), got (3, 4) and (2, 4)")
+  T.fails(function() L.info_nce(wb.randn(3), wb.randn(3)) end, "info_nce: pred and target must both be (N, D)")
+end
+
 T.done()

@@ -17,6 +17,19 @@ ops, so autograd differentiates them and a researcher can swap any one.
       CMSC (Kiyasseh et al. 2021): z (N, D) segment embeddings, groups a Lua
       list of N record ids; segments of the same record are positives, all
       other segments in the batch negatives (multi-positive InfoNCE).
+
+Alignment losses (UniECG stage 2: the LM's generation-token states, mapped to
+the generator's condition space, against the condition the generator was
+trained on); each takes pred, target (N, D) and returns a scalar:
+  wb.losses.align_mse(pred, target)      mean squared error
+  wb.losses.align_cosine(pred, target)   mean of 1 - cos(pred_i, target_i)
+  wb.losses.info_nce(a, b, {temperature=0.07} or {logit_scale=t})
+      symmetric InfoNCE (CLIP): row i of a and row i of b are the positive
+      pair, every other row of the batch a negative; logits =
+      cos(a_i, b_j) · scale with scale = 1/temperature or exp(logit_scale)
+      (a learned tensor).
+  wb.losses.align_infonce = info_nce
+A new alignment loss is any function(pred, target) -> scalar tensor.
 ]]
 local wb = require "ecgwb"
 
@@ -98,5 +111,33 @@ function M.cmsc(z, groups, o)
   local has = npos:gt(0):to("f32")
   return (per * has):sum():neg() / has:sum():clamp(1, math.huge)
 end
+
+local function same_rows(op, a, b)
+  if a:dim() ~= 2 or b:dim() ~= 2 or a:size(1) ~= b:size(1) or a:size(2) ~= b:size(2) then
+    error(string.format("%s: pred and target must both be (N, D), got (%s) and (%s)", op,
+      table.concat(a:size(), ", "), table.concat(b:size(), ", ")), 3)
+  end
+end
+
+function M.align_mse(pred, target)
+  same_rows("align_mse", pred, target)
+  return (pred - target):square():mean()
+end
+
+function M.align_cosine(pred, target)
+  same_rows("align_cosine", pred, target)
+  return (wb.cosine_similarity(pred, target, -1) * -1 + 1):mean()
+end
+
+function M.info_nce(a, b, o)
+  same_rows("info_nce", a, b)
+  o = o or {}
+  local logits = wb.matmul(wb.normalize(a, -1), wb.normalize(b, -1):t())      -- (N, N)
+  if o.logit_scale then logits = logits * o.logit_scale:exp()
+  else logits = logits / (o.temperature or 0.07) end
+  local targets = wb.arange(0, a:size(1), 1, "i64")
+  return (wb.cross_entropy(logits, targets) + wb.cross_entropy(logits:t(), targets)) / 2
+end
+M.align_infonce = M.info_nce
 
 return M

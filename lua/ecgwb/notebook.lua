@@ -294,17 +294,13 @@ local function read_file(path)
   return s
 end
 
-function M.show(fig, ...)
-  local o = {}
-  for i = 1, select("#", ...) do
-    local v = select(i, ...)
-    if type(v) == "table" then o = v end
-  end
-  if type(fig) ~= "string" then error("nb.show: expected PNG bytes, SVG text or a file name, got " .. type(fig), 2) end
+-- the output item of a figure: PNG bytes, SVG text or a .png/.svg file name
+local function figure_item(fig, o, op)
+  if type(fig) ~= "string" then error(op .. ": expected PNG bytes, SVG text or a file name, got " .. type(fig), 3) end
   local data = fig
   if fig:sub(1, 8) ~= PNG_SIG and not fig:match("^%s*<") and #fig < 4096 and (fig:match("%.png$") or fig:match("%.svg$")) then
     data = read_file(fig)
-    if not data then error("nb.show: cannot read '" .. fig .. "'", 2) end
+    if not data then error(op .. ": cannot read '" .. fig .. "'", 3) end
   end
   local mime
   if data:sub(1, 8) == PNG_SIG then
@@ -312,14 +308,23 @@ function M.show(fig, ...)
   elseif data:match("^%s*<%?xml") or data:match("^%s*<svg") then
     mime = "image/svg+xml"
   else
-    error("nb.show: not PNG bytes, SVG text or a .png/.svg file name (" .. #fig .. " bytes)", 2)
+    error(op .. ": not PNG bytes, SVG text or a .png/.svg file name (" .. #fig .. " bytes)", 3)
   end
+  return { kind = "figure", mime = mime, data = data, width = o.width or png_size(data), caption = o.caption }
+end
+
+function M.show(fig, ...)
+  local o = {}
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    if type(v) == "table" then o = v end
+  end
+  local item = figure_item(fig, o, "nb.show")
   if not current then
-    print(string.format("[figure: %s, %d bytes]", mime, #data))
+    print(string.format("[figure: %s, %d bytes]", item.mime, #item.data))
     return
   end
-  local w = png_size(data)
-  emit { kind = "figure", mime = mime, data = data, width = o.width or w, caption = o.caption }
+  emit(item)
 end
 
 local function fmt_value(v, digits)
@@ -332,9 +337,8 @@ local function fmt_value(v, digits)
   return tostring(v)
 end
 
-function M.table(rows, o)
-  o = o or {}
-  if type(rows) ~= "table" then error("nb.table: rows must be a list of lists, got " .. type(rows), 2) end
+local function table_html(rows, o, op)
+  if type(rows) ~= "table" then error(op .. ": rows must be a list of lists, got " .. type(rows), 3) end
   local digits = o.digits or 4
   local h = { "<table>" }
   if o.caption then h[#h + 1] = "<caption>" .. esc(o.caption) .. "</caption>" end
@@ -345,7 +349,7 @@ function M.table(rows, o)
   end
   h[#h + 1] = "<tbody>"
   for r, row in ipairs(rows) do
-    if type(row) ~= "table" then error("nb.table: row " .. r .. " is not a list", 2) end
+    if type(row) ~= "table" then error(op .. ": row " .. r .. " is not a list", 3) end
     local td = {}
     local ncol = o.header and #o.header or #row
     for c = 1, math.max(ncol, #row) do
@@ -355,11 +359,16 @@ function M.table(rows, o)
     h[#h + 1] = "<tr>" .. table.concat(td) .. "</tr>"
   end
   h[#h + 1] = "</tbody></table>"
-  local html = table.concat(h, "\n")
+  return table.concat(h, "\n")
+end
+
+function M.table(rows, o)
+  o = o or {}
+  local html = table_html(rows, o, "nb.table")
   if not current then
     for _, row in ipairs(rows) do
       local t = {}
-      for c, v in ipairs(row) do t[c] = fmt_value(v, digits) end
+      for c, v in ipairs(row) do t[c] = fmt_value(v, o.digits or 4) end
       print(table.concat(t, "\t"))
     end
     return
@@ -581,6 +590,38 @@ function M.html_page(res)
   h[#h + 1] = "</body>"
   h[#h + 1] = "</html>"
   return table.concat(h, "\n") .. "\n"
+end
+
+---------------------------------------------------------------- pages from code
+
+--[[ A standalone page built by a recipe (its run report), in the notebooks' style:
+  local p = wb.notebook.page("two-stage run")
+  p:md("## Results"); p:table(rows, { header = {...} }); p:figure(png, { caption = "..." })
+  p:save("runs/two_stage/report.html")      -- one self-contained HTML file ]]
+local Page = {}
+Page.__index = Page
+
+function M.page(title)
+  return setmetatable({ title = tostring(title or "ecgwb"), parts = {} }, Page)
+end
+function Page:md(text) self.parts[#self.parts + 1] = '<div class="md">' .. M.markdown(tostring(text)) .. "</div>" end
+function Page:html(s) self.parts[#self.parts + 1] = tostring(s) end
+function Page:table(rows, o) self.parts[#self.parts + 1] = table_html(rows, o or {}, "page:table") end
+function Page:figure(fig, o) self.parts[#self.parts + 1] = output_html(figure_item(fig, o or {}, "page:figure")) end
+function Page:text(s) self.parts[#self.parts + 1] = '<pre class="out">' .. esc(tostring(s)) .. "</pre>" end
+function Page:render()
+  return table.concat({
+    "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+    "<title>" .. esc(self.title) .. "</title>", "<style>", CSS, "</style>", "</head>", "<body>", "<main>",
+    '<section class="cell md">', "<h1>" .. esc(self.title) .. "</h1>", table.concat(self.parts, "\n"), "</section>",
+    "</main>", "</body>", "</html>" }, "\n") .. "\n"
+end
+function Page:save(file)
+  local f, err = io.open(file, "wb")
+  if not f then error("page:save: cannot write '" .. tostring(file) .. "': " .. tostring(err), 2) end
+  f:write(self:render())
+  f:close()
+  return file
 end
 
 ---------------------------------------------------------------- command line

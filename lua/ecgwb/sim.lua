@@ -237,6 +237,84 @@ function M.report(truth, seed)
   return table.concat(out, " ")
 end
 
+--[[ The inverse of M.report: wb.sim.parse_report(text) -> {label codes} in
+the order of M.label_names. The text is split into sentences (". " or a
+final "."; decimal points are not followed by a space), and each sentence is
+matched against every phrasing in M.phrases, anchored at both ends, with
+each {field} standing for one value (a number, "2:1", "variable"). A
+sentence that matches no phrasing exactly (a generated report may garble a
+word) goes to the phrasing whose words it shares most (Dice coefficient of
+the word sets, numbers left out), if that is >= 0.75. SR is implied by
+SBRAD and STACH, as in M.report; NORM comes from its own sentence.
+Interval, "abnormal" and unknown sentences give no label. ]]
+local parse_table
+local function phrase_words(s)
+  local w, n = {}, 0
+  for t in s:lower():gsub("{%w+}", " "):gmatch("[%a][%a%-']*") do
+    if not w[t] then w[t] = true; n = n + 1 end
+  end
+  return w, n
+end
+local function build_parse_table()
+  local rows = {}
+  local codes = {}
+  for code in pairs(M.phrases) do codes[#codes + 1] = code end
+  table.sort(codes)
+  for _, code in ipairs(codes) do
+    for _, ph in ipairs(M.phrases[code]) do
+      if ph ~= "" then
+        local s = ph:gsub("%.$", "")
+        local pat = s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"):gsub("{%w+}", "[%%w%%.:%%-]+")
+        local words, n = phrase_words(s)
+        rows[#rows + 1] = { code = code, pat = "^" .. pat .. "$", words = words, n = n }
+      end
+    end
+  end
+  return rows
+end
+
+local function dice(words, n, row)
+  if n == 0 or row.n == 0 then return 0 end
+  local common = 0
+  for w in pairs(words) do if row.words[w] then common = common + 1 end end
+  return 2 * common / (n + row.n)
+end
+
+-- the phrase code of one sentence, or nil
+function M.parse_sentence(s, o)
+  parse_table = parse_table or build_parse_table()
+  s = s:gsub("^%s+", ""):gsub("%s+$", ""):gsub("%.$", "")
+  if s == "" then return nil end
+  for _, row in ipairs(parse_table) do
+    if s:find(row.pat) then return row.code end
+  end
+  if o and o.exact then return nil end
+  local words, n = phrase_words(s)
+  local best, code = 0, nil
+  for _, row in ipairs(parse_table) do
+    local d = dice(words, n, row)
+    if d > best then best, code = d, row.code end
+  end
+  if best >= ((o and o.min_dice) or 0.75) then return code end
+  return nil
+end
+
+-- text -> list of label codes (order of M.label_names); o.exact = true turns the fuzzy match off
+function M.parse_report(text, o)
+  if type(text) ~= "string" then error("sim.parse_report: expected a string, got " .. type(text), 2) end
+  local has = {}
+  for sent in (text:gsub("%.%s+", "\n") .. "\n"):gmatch("([^\n]*)\n") do
+    local code = M.parse_sentence(sent, o)
+    if code then has[code] = true end
+  end
+  if has.SBRAD or has.STACH then has.SR = true end
+  local out = {}
+  for _, l in ipairs(M.label_names) do
+    if has[l] then out[#out + 1] = l end
+  end
+  return out
+end
+
 --[[ The corpus. wb.sim.make_corpus(o) writes o.n records in the ecgwb dataset
 layout (data/README.md); data/make_sim.lua is its command line. Options and
 defaults are M.corpus_defaults; every record's conditions come from (seed,

@@ -1,0 +1,264 @@
+--[[ ecgwb.models.uniecg: the unified ECG model of recipes/two_stage.lua
+(UniECG): one model that interprets an ECG (ECG -> report, answers) and
+generates one from text (text -> 12-lead ECG).
+
+    local U = require "ecgwb.models.uniecg"
+    local uni = U.UniECG(cfg, lm)            -- lm: a trained EcgLM (models/ecg_lm.lua), stage 1
+    uni:respond { ecg = x }                                   --> { kind = "report", text = "Sinus rhythm ..." }
+    uni:respond { ecg = x, text = "Is the QRS wide?" }        --> { kind = "answer", text = "..." }
+    uni:respond { text = "Generate an ECG showing atrial fibrillation at 110 bpm" }
+                                                              --> { kind = "ecg", ecg = (12, 1024) mV, fs = 102.4 }
+
+The parts.
+  lm        stage 1, an EcgLM: ECG encoder -> projector -> prefix tokens of a
+            GPT decoder that writes the report, prompted with the measurements
+            of ecgwb's delineator. Frozen in stage 2.
+  <gen>     K generation tokens appended to a generation request. The
+            frozen LM reads "<bos> request <gen> ... <gen>"; its last-layer
+            hidden states at the K tokens (B, K, Dl) are the request's
+            generation states (gen_states).
+  align     an MLP (K·Dl -> Dh -> Dt) from the generation states into the
+            generator's condition space (aligned).
+  the condition space: the text embedding of a report, the frozen LM's mean
+            last-layer hidden state over the report's tokens, L2-normalised
+            (text_embedding). Stage 2's alignment loss (a Lua function
+            cfg.align_loss(pred, target), e.g. wb.losses.align_mse,
+            align_cosine or info_nce) pulls the aligned generation states of
+            a request onto the text embedding of the record's report.
+  sediff    the SE-Diff condition encoder (text embedding + age, sex, HR
+            [+ retrieved reports]) and the simulator prior (beat decoder,
+            differentiable beat synthesiser, consistency loss), see
+            models/sediff.lua.
+  vae       DiffuSETS' latent: 12 x 1024 at fs_gen = 102.4 Hz (10 s) <-> 4 x 128.
+  unet      the latent denoiser, cross-attending to the condition tokens.
+  D         DDPM / DDIM (models/diffusion.lua) with classifier-free guidance;
+            sampling uses the EMA weights (ema_unet) when they are set.
+
+Generation of a request: the aligned, normalised generation states are the
+text embedding; HR, age and sex stated in the request (wb.requests.parse)
+are the scalar conditions (unknown ones are NaN, which the condition
+encoder has a learned flag for); DDIM samples a latent that the VAE decodes.
+]]
+local wb = require "ecgwb"
+local nn = wb.nn
+local L = require "ecgwb.models.ecg_lm"
+local sd = require "ecgwb.models.sediff"
+local vae = require "ecgwb.models.vae"
+local unet1d = require "ecgwb.models.unet1d"
+local diffusion = require "ecgwb.models.diffusion"
+
+local M = {}
+
+M.defaults = {
+  gen_tokens = 4,            -- K
+  align_hidden = 256,        -- Dh
+  fs_gen = 102.4,            -- the generator's sampling rate: 10 s = 1024 samples
+  samples = 1024,
+  vae = "tiny", unet = "small", unet_channels = 32,
+  schedule = "scaled_linear", T = 1000,
+  sediff = { dim = 64, k = 4, prior = true, retrieval = true, beat_len = 64 },
+  sample_steps = 50, guidance = 2,
+  fs_lm = 250,               -- the rate at which the delineator measures the evidence
+  fs_model = 125,            -- the rate the stage-1 encoder sees
+}
+
+local function merged(base, over)
+  local c = {}
+  for k, v in pairs(base) do c[k] = v end
+  for k, v in pairs(over or {}) do
+    if base[k] == nil then error("UniECG: unknown config key '" .. tostring(k) .. "'", 4) end
+    if type(v) == "table" and type(base[k]) == "table" and k == "sediff" then
+      local s = {}
+      for a, b in pairs(base[k]) do s[a] = b end
+      for a, b in pairs(v) do s[a] = b end
+      v = s
+    end
+    c[k] = v
+  end
+  return c
+end
+
+local UniECG = nn.class("UniECG")
+M.UniECG = UniECG
+
+function UniECG:__init(cfg, lm)
+  if not (type(lm) == "table" and lm.lm and lm.tok) then error("UniECG: needs the stage-1 EcgLM as its second argument", 3) end
+  local c = merged(M.defaults, cfg)
+  self.cfg = c
+  self.lm = lm
+  local Dl = lm.lm.cfg.n_embd
+  self.gen_id = lm.tok:special_id("<gen>")
+  self.align = nn.Sequential(nn.Linear(c.gen_tokens * Dl, c.align_hidden), nn.GELU(), nn.Linear(c.align_hidden, Dl))
+  local s = {}
+  for k, v in pairs(c.sediff) do s[k] = v end
+  s.text_dim, s.fs = Dl, c.fs_gen
+  self.sediff = sd.SEDiff(s)
+  self.vae = vae.VAE(vae.config(c.vae))
+  self.unet = unet1d.UNet1d(unet1d.config(c.unet, { in_channels = 4, channels = c.unet_channels, cond_dim = self.sediff.cfg.dim }))
+  rawset(self, "D", diffusion.Diffusion { schedule = c.schedule, T = c.T })
+end
+
+-- stage 2 trains the generation side only: the LM (encoder, projector, decoder) is frozen
+function UniECG:freeze_lm()
+  for _, p in ipairs(self.lm:parameters()) do p:requires_grad_(false) end
+end
+
+-- mean of h (B, S, D) over the rows of mask (B, S) that are set
+local function masked_mean(h, mask)
+  local m = mask:to("f32"):unsqueeze(3)                       -- (B, S, 1)
+  return (h * m):sum(2) / m:sum(2):clamp(1, math.huge)
+end
+
+-- the condition space: L2-normalised mean hidden state of the frozen LM over
+-- each text's tokens; texts: a list of strings -> (N, Dl), no gradient
+function UniECG:text_embedding(texts, batch)
+  batch = batch or 64
+  local outs = {}
+  wb.no_grad(function()
+    for s = 1, #texts, batch do
+      local chunk = {}
+      for i = s, math.min(#texts, s + batch - 1) do chunk[#chunk + 1] = texts[i] end
+      local ids, mask = self.lm.tok:encode_batch(chunk, { bos = true })
+      local h = self.lm.lm:hidden_states(ids, { mask = mask })
+      outs[#outs + 1] = wb.normalize(masked_mean(h, mask), -1)
+    end
+  end)
+  return #outs == 1 and outs[1] or wb.cat(outs, 1)
+end
+
+-- the frozen LM's hidden states at the K <gen> tokens of each request:
+-- requests (list of strings) -> (N, K·Dl), no gradient
+function UniECG:gen_states(requests, batch)
+  batch = batch or 64
+  local K, outs = self.cfg.gen_tokens, {}
+  local tail = string.rep("<gen>", K)
+  wb.no_grad(function()
+    for s = 1, #requests, batch do
+      local chunk = {}
+      for i = s, math.min(#requests, s + batch - 1) do chunk[#chunk + 1] = requests[i] .. " " .. tail end
+      local ids, mask = self.lm.tok:encode_batch(chunk, { bos = true, pad_left = true }) -- the <gen> tokens are last
+      local h = self.lm.lm:hidden_states(ids, { mask = mask })                           -- (B, S, Dl)
+      local S = h:size(2)
+      outs[#outs + 1] = h:narrow(2, S - K + 1, K):reshape(h:size(1), K * h:size(3))
+    end
+  end)
+  return #outs == 1 and outs[1] or wb.cat(outs, 1)
+end
+
+-- generation states -> the condition space (with gradient through align)
+function UniECG:aligned(states)
+  return self.align(states)
+end
+
+-- condition tokens for the denoiser from text embeddings (B, Dl) (normalised
+-- here) and meta = {age, sex, hr, exclude}
+function UniECG:condition(emb, meta)
+  return self.sediff:condition { text = wb.normalize(emb, -1), age = meta.age, sex = meta.sex, hr = meta.hr,
+                                 exclude = meta.exclude }
+end
+
+-- x0 of the latent predicted by the model output at per-row timesteps t (B) i64
+local function predict_x0(D, out, xt, t)
+  local ab = wb.tensor(D.alphas_cumprod):index_select(1, t)     -- (B)
+  local sa = ab:sqrt():view(-1, 1, 1)
+  local s1 = (ab * -1 + 1):sqrt():view(-1, 1, 1)
+  if D.prediction == "eps" then return (xt - out * s1) / sa, ab end
+  return xt * sa - out * s1, ab
+end
+
+-- the generator's training loss for one batch:
+--   b = { z0 (B, 4, 128) scaled latents, emb (B, Dl), age, sex, hr (B),
+--         templates (B, 12, n) record templates or nil, valid, exclude }
+-- DDPM's loss with condition dropout p_uncond; with the simulator prior,
+-- + the SE-Diff terms: the consistency of the decoded x0 prediction with the
+-- beat decoder's templates (rows with alpha_bar_t > 0.5, where x0^ is an
+-- ECG rather than noise) and the decoder's fit to the record templates.
+-- Returns the total and its parts (numbers).
+function UniECG:generator_loss(b, o)
+  o = o or {}
+  local cond = self:condition(b.emb, b)
+  local loss, info = self.D:loss(self.unet, b.z0, cond, { p_uncond = o.p_uncond or 0.1 })
+  local parts = { diffusion = loss:item() }
+  if self.sediff.decoder then
+    local x0z, ab = predict_x0(self.D, info.out, info.x_t, info.t)
+    local rows, abt = {}, ab:totable()
+    for i, a in ipairs(abt) do if a > 0.5 then rows[#rows + 1] = i - 1 end end
+    local x0 = nil
+    local hr = b.hr
+    local c = cond
+    if #rows > 0 then
+      local idx = wb.tensor(rows, "i64")
+      x0 = self.vae:from_latent(x0z:index_select(1, idx))
+      c = cond:index_select(1, idx)
+      hr = b.hr:index_select(1, idx)
+    end
+    local prior, p = self.sediff:prior_terms(c, hr, x0, {})
+    local fit = self.sediff:prior_loss(cond, b.hr, b.templates, b.valid)
+    loss = loss + fit
+    parts.template = fit:item()
+    if prior and p.consistency then
+      loss = loss + p.consistency * self.sediff.cfg.lambda
+      parts.consistency = p.consistency:item()
+    end
+  end
+  return loss, parts
+end
+
+-- meta of requests: hr, age, sex stated in the texts (NaN / -1 when not)
+function M.request_meta(requests)
+  local hr, age, sex = {}, {}, {}
+  for i, r in ipairs(requests) do
+    local p = wb.requests.parse(r)
+    hr[i], age[i], sex[i] = p.hr or 0 / 0, p.age or 0 / 0, p.sex or -1
+  end
+  return { hr = wb.tensor(hr), age = wb.tensor(age), sex = wb.tensor(sex) }
+end
+
+-- ECGs (B, 12, samples) at fs_gen for a list of generation requests.
+-- o: steps, guidance, seed, meta (overrides request_meta), emb (text
+-- embeddings to use instead of the aligned generation states)
+function UniECG:generate(requests, o)
+  o = o or {}
+  local B = #requests
+  local meta = o.meta or M.request_meta(requests)
+  local was = self.training
+  self:eval()
+  local ok, res = pcall(function()
+    local emb = o.emb or wb.no_grad(function() return self:aligned(self:gen_states(requests)) end)
+    local cond = wb.no_grad(function() return self:condition(emb, meta) end)
+    local net = self.ema_unet or self.unet
+    local z = self.D:sample(net, { B, 4, self.cfg.samples / 8 }, cond,
+      { steps = o.steps or self.cfg.sample_steps, guidance = o.guidance or self.cfg.guidance, seed = o.seed })
+    return wb.no_grad(function() return self.vae:from_latent(z) end)
+  end)
+  self:train(was)
+  if not ok then error(res, 0) end
+  return res
+end
+
+-- ECG (12, L) or (B, 12, L) at fs -> the stage-1 model's input and evidence
+function UniECG:prepare(x, fs)
+  if x:dim() == 2 then x = x:unsqueeze(1) end
+  local xl = fs == self.cfg.fs_lm and x or wb.signal.resample(x:contiguous(), fs, self.cfg.fs_lm)
+  local ev = L.evidence(xl, self.cfg.fs_lm)
+  return wb.signal.resample(xl:contiguous(), self.cfg.fs_lm, self.cfg.fs_model), ev
+end
+
+-- the unified entry point: req = { text = ..., ecg = (12, L) mV, fs = 500 }
+function UniECG:respond(req)
+  local kind = wb.requests.intent(req)
+  if kind == "generate" then
+    local x = self:generate({ req.text }, { seed = req.seed })
+    return { kind = "ecg", ecg = x:select(1, 1), fs = self.cfg.fs_gen, request = req.text }
+  end
+  local ecg = req.ecg
+  if ecg:dim() ~= 2 or ecg:size(1) ~= 12 then
+    error("respond: ecg must be (12, L) in mV, got " .. ecg:describe(), 2)
+  end
+  local x, ev = self:prepare(ecg, req.fs or 500)
+  local prompt = L.prompt { evidence = ev[1], question = kind == "question" and req.text or nil }
+  local text = self.lm:generate(x, { prompt = prompt, greedy = true, max_new_tokens = req.max_new_tokens or 110 })[1]
+  return { kind = kind == "question" and "answer" or "report", text = text, evidence = ev[1] }
+end
+
+return M

@@ -1,0 +1,329 @@
+--[[ recipes/two_stage.lua — UniECG: one model that interprets ECGs and
+generates them (the main job; `make run`).
+
+Data. The default simulated corpus (wb.corpus: 2,000 records of 10 s at
+500 Hz, seed 2024; train 1,599 / validation 182 / test 219), with its
+reports, labels and true heart rates.
+
+Stage 1, interpretation (ECG -> report). recipes/report.lua's method and
+code: an ECG-FM-shaped encoder, trained first as a classifier of the 20
+findings, then frozen; its frames pooled to prefix tokens and projected into
+a GPT decoder, which learns to write the report after a prompt that carries
+the HR and intervals measured by ecgwb's delineator.
+
+Stage 2, generation (text -> 12-lead ECG). The stage-1 LM is frozen.
+ (a) Alignment. Every training record gets generation requests written
+     from its labels, heart rate, age and sex in varied wording
+     ("Create an ECG showing atrial fibrillation at 110 bpm in a 70-year-old
+     man."). The frozen LM reads a request followed by K <gen> tokens; an MLP
+     maps their hidden states into the generator's condition space, the text
+     embedding of the record's report (the LM's mean hidden state over it,
+     normalised), under the alignment loss cfg.align_loss (MSE; cosine and
+     InfoNCE are in wb.losses; any function(pred, target) works).
+ (b) The generator (DiffuSETS + SE-Diff). A VAE maps 12 x 1024 (10 s at
+     102.4 Hz) to a 4 x 128 latent. A latent U-Net learns DDPM's noise with
+     cross-attention to condition tokens: the text embedding (the report's,
+     or with probability student_mix the aligned request's), age, sex and
+     heart rate, and the reports of the k nearest training records
+     (experience retrieval). The simulator prior: a beat decoder predicts
+     ECGSYN wave parameters from the condition, the differentiable beat
+     synthesiser turns them into template beats, fitted to each record's
+     mean beat, and a consistency loss ties the decoded x0 prediction's beats
+     to the templates. Condition dropout 0.1 for classifier-free guidance,
+     EMA weights; DDIM 50 steps, guidance 2.
+
+Evaluation (test split). Interpretation: BLEU, ROUGE-L, METEOR and label F1
+of the reports, after stage 1 and again after stage 2. Generation, from
+requests written from test records: HR MAE (requested vs ecgwb's R-peak
+detector on the generated ECG), condition accuracy (a classifier trained on
+real training ECGs, wb.condclf), FID and rFID on the stage-1 encoder's
+embeddings, k-NN precision/recall, Einthoven error, and the CLIP score with
+recipes/clip.lua's model when runs/clip holds one. The run writes
+runs/two_stage/report.html.
+
+  ecgwb recipes/two_stage.lua                      -- the default (make run)
+  ecgwb recipes/two_stage.lua --prior=false        -- ablation: no simulator prior
+  ecgwb recipes/two_stage.lua --gen_steps=200 --stage1_steps=100   -- a quick look
+]]
+local wb = require "ecgwb"
+local L = require "ecgwb.models.ecg_lm"
+local U = require "ecgwb.models.uniecg"
+local sd = require "ecgwb.models.sediff"
+local diffusion = require "ecgwb.models.diffusion"
+local opts = ...
+if type(opts) ~= "table" then opts = {} end
+
+local cfg = {
+  seed = 2024,
+  out = "runs/two_stage",
+  stage1_encoder_steps = 300, stage1_steps = 400,       -- recipes/report.lua's training
+  align_loss = "align_mse",                             -- a wb.losses name, or a function(pred, target)
+  requests_per_record = 2, align_steps = 600, align_lr = 2e-3, align_batch = 64,
+  vae_steps = 500, vae_batch = 16, vae_lr = 2e-3, beta = 1e-4,
+  gen_steps = 1000, gen_batch = 32, gen_lr = 1e-3, ema = 0.999, student_mix = 0.3,
+  prior = true, retrieval = true,
+  n_eval = 96, sample_steps = 50, guidance = 2,
+}
+-- command-line --key=value (numbers, true/false, strings) or an opts table
+for _, a in ipairs(type(arg) == "table" and arg or {}) do
+  local k, v = tostring(a):match("^%-%-([%w_]+)=(.*)$")
+  if not k then error("two_stage: arguments are --key=value, got '" .. tostring(a) .. "'", 0) end
+  if v == "true" then v = true elseif v == "false" then v = false else v = tonumber(v) or v end
+  opts[k] = v
+end
+for k, v in pairs(opts) do
+  if cfg[k] == nil then error("two_stage: unknown option '" .. tostring(k) .. "'", 0) end
+  cfg[k] = v
+end
+local align_loss = type(cfg.align_loss) == "function" and cfg.align_loss or wb.losses[cfg.align_loss]
+if type(align_loss) ~= "function" then error("two_stage: unknown alignment loss '" .. tostring(cfg.align_loss) .. "'", 0) end
+io.stdout:setvbuf("line")
+wb.manual_seed(cfg.seed)
+os.execute("mkdir -p " .. cfg.out)
+local t_start = wb.now()
+local here = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "recipes")
+local function elapsed() return string.format("[%5.0f s]", wb.now() - t_start) end
+
+------------------------------------------------------------------ stage 1: interpretation
+print(elapsed() .. " stage 1: ECG -> report (recipes/report.lua)")
+local stage1 = assert(loadfile(here .. "/report.lua"))({
+  out = cfg.out .. "/stage1", steps = cfg.stage1_steps, encoder_steps = cfg.stage1_encoder_steps,
+})
+local lm = L.load(cfg.out .. "/stage1/model")
+
+------------------------------------------------------------------ stage 2: generation
+print(elapsed() .. " stage 2: text -> ECG, the stage-1 LM frozen")
+local uni = U.UniECG({ sediff = { prior = cfg.prior, retrieval = cfg.retrieval } }, lm)
+uni:freeze_lm()
+local c = uni.cfg
+local tr = wb.corpus.load { split = "train", fs = c.fs_lm }
+local te = wb.corpus.load { split = "test", fs = c.fs_lm }
+local xg_tr = wb.signal.resample(tr.x, c.fs_lm, c.fs_gen)     -- (N, 12, 1024)
+local xg_te = wb.signal.resample(te.x, c.fs_lm, c.fs_gen)
+local labels_tr = L.label_lists(tr.labels, tr.label_names)
+local labels_te = L.label_lists(te.labels, te.label_names)
+-- a stable, varied choice of wording per (record, request)
+local function requests_for(labels, truth_hr, age, sex, i, j)
+  local k = (i * 7 + j * 13) % 101
+  local o = { pick = k, age = age:get(i), sex = sex:get(i) }
+  if k % 5 ~= 0 then o.hr = truth_hr:get(i) end               -- the rate is stated in 4 of 5 requests
+  if k % 3 == 0 then o.age, o.sex = nil, nil end
+  return wb.requests.text(labels[i], o)
+end
+
+-- (a) alignment of the <gen> states to the condition space
+local teacher = uni:text_embedding(tr.reports)                 -- (N, Dl)
+local req_tr, req_row = {}, {}
+for i = 1, tr.n do
+  for j = 1, cfg.requests_per_record do
+    req_tr[#req_tr + 1] = requests_for(labels_tr, tr.truth.hr, tr.age, tr.sex, i, j)
+    req_row[#req_row + 1] = i - 1
+  end
+end
+local states = uni:gen_states(req_tr)                           -- (N·R, K·Dl)
+local target = teacher:index_select(1, wb.tensor(req_row, "i64"))
+print(string.format("%s alignment: %d requests, e.g. %q", elapsed(), #req_tr, req_tr[1]))
+local opt = wb.optim.AdamW(uni.align:parameters(), { lr = cfg.align_lr, weight_decay = 0.01 })
+local align_curve = {}
+for step = 1, cfg.align_steps do
+  local idx = wb.randint(0, #req_tr, { cfg.align_batch })
+  local loss = align_loss(uni:aligned(states:index_select(1, idx)), target:index_select(1, idx))
+  opt:zero_grad(); loss:backward(); opt:step()
+  align_curve[step] = loss:item()
+  wb.report { step = step, total = cfg.align_steps, loss = align_curve[step] }
+end
+-- how well a test request lands on its own record's report: cosine, and top-1 among the test reports
+local teacher_te = uni:text_embedding(te.reports)
+local req_te = {}
+for i = 1, te.n do req_te[i] = requests_for(labels_te, te.truth.hr, te.age, te.sex, i, 1) end
+local al_te = wb.no_grad(function() return wb.normalize(uni:aligned(uni:gen_states(req_te)), -1) end)
+local align_cos = (al_te * teacher_te):sum(2):mean():item()
+local top1 = wb.metrics.accuracy(al_te:matmul(teacher_te:t()):argmax(2):totable(), (function()
+  local t = {}
+  for i = 1, te.n do t[i] = i - 1 end
+  return t
+end)())
+print(string.format("%s alignment (%s): loss %.4f -> %.4f; test requests: cosine to their report %.3f, " ..
+  "their own report top-1 among %d: %.3f", elapsed(), tostring(cfg.align_loss), align_curve[1], align_curve[#align_curve],
+  align_cos, te.n, top1))
+
+-- (b) the generator: VAE, then latent diffusion with the SE-Diff condition and prior
+local vopt = wb.optim.AdamW(uni.vae:parameters(), { lr = cfg.vae_lr, weight_decay = 0 })
+local vae_curve = {}
+for step = 1, cfg.vae_steps do
+  local idx = wb.randint(0, tr.n, { cfg.vae_batch })
+  local loss = uni.vae:loss(xg_tr:index_select(1, idx), { beta = cfg.beta })
+  vopt:zero_grad(); loss:backward(); vopt:step()
+  vae_curve[step] = loss:item()
+  wb.report { step = step, total = cfg.vae_steps, loss = vae_curve[step] }
+end
+uni.vae:eval()
+local scale = uni.vae:fit_scale(xg_tr)
+local vae_rel = wb.no_grad(function()
+  local x = xg_te:narrow(1, 1, math.min(64, te.n))
+  local y = uni.vae:from_latent(uni.vae:latent(x))
+  return ((y - x):square():mean() / x:square():mean()):item()
+end)
+print(string.format("%s VAE: %d steps, loss %.4f -> %.4f; test reconstruction error / signal power %.3f; latent scale %.3f",
+  elapsed(), cfg.vae_steps, vae_curve[1], vae_curve[#vae_curve], vae_rel, scale))
+for _, p in ipairs(uni.vae:parameters()) do p:requires_grad_(false) end
+local z_tr = wb.no_grad(function()
+  local zs = {}
+  for s = 1, tr.n, 64 do zs[#zs + 1] = uni.vae:latent(xg_tr:narrow(1, s, math.min(64, tr.n - s + 1))) end
+  return wb.cat(zs, 1)
+end)
+local tmpl, valid
+if cfg.prior then tmpl, _, valid = sd.record_templates(xg_tr, c.fs_gen, uni.sediff.cfg.beat_len) end
+if cfg.retrieval then uni.sediff:set_bank(teacher) end
+local student = wb.no_grad(function() return uni:aligned(states) end)  -- (N·R, Dl): the aligned requests
+local gparams = uni.unet:parameters()
+for _, p in ipairs(uni.sediff:parameters()) do gparams[#gparams + 1] = p end
+local gopt = wb.optim.AdamW(gparams, { lr = cfg.gen_lr, weight_decay = 0 })
+local ema = wb.optim.EMA(uni.unet, cfg.ema)
+local gen_curve, parts_last = {}, {}
+uni.unet:train()
+for step = 1, cfg.gen_steps do
+  local idx = wb.randint(0, tr.n, { cfg.gen_batch })
+  local emb = teacher:index_select(1, idx)
+  if cfg.student_mix > 0 then  -- some rows take the aligned state of one of the record's requests instead
+    local use = wb.rand(cfg.gen_batch):lt(cfg.student_mix):to("f32"):unsqueeze(2)
+    local sidx = idx * cfg.requests_per_record + wb.randint(0, cfg.requests_per_record, { cfg.gen_batch })
+    emb = emb * (use * -1 + 1) + student:index_select(1, sidx) * use
+  end
+  local b = { z0 = z_tr:index_select(1, idx), emb = emb, age = tr.age:index_select(1, idx),
+              sex = tr.sex:index_select(1, idx), hr = tr.truth.hr:index_select(1, idx), exclude = idx:totable() }
+  if tmpl then
+    b.templates = tmpl:index_select(1, idx)
+    b.valid = {}
+    for i, r in ipairs(b.exclude) do b.valid[i] = valid[r + 1] end
+  end
+  local loss, parts = uni:generator_loss(b)
+  gopt:zero_grad(); loss:backward()
+  wb.optim.clip_grad_norm(gparams, 1)
+  gopt:step(); ema:update()
+  gen_curve[step], parts_last = loss:item(), parts
+  if step == 1 or step % 100 == 0 or step == cfg.gen_steps then
+    local p = {}
+    for k, v in pairs(parts) do p[#p + 1] = string.format("%s %.4f", k, v) end
+    table.sort(p)
+    print(string.format("%s generator step %4d/%d  loss %.4f (%s)", elapsed(), step, cfg.gen_steps, gen_curve[step],
+      table.concat(p, ", ")))
+  end
+  wb.report { step = step, total = cfg.gen_steps, loss = gen_curve[step] }
+end
+rawset(uni, "ema_unet", diffusion.ema_model(ema))
+uni:eval()
+
+------------------------------------------------------------------ evaluation
+print(elapsed() .. " evaluation on the test split")
+-- interpretation after stage 2 (the LM was frozen: it must not have forgotten)
+local ev_te = L.evidence_cached(te.x, c.fs_lm, cfg.out .. "/stage1/evidence-test.txt")
+local x_lm_te = wb.signal.resample(te.x, c.fs_lm, c.fs_model)
+local prompts = {}
+for i = 1, te.n do prompts[i] = L.prompt { evidence = ev_te[i] } end
+local reports_after = uni.lm:generate(x_lm_te, { prompt = prompts, greedy = true, max_new_tokens = 110 })
+local after = L.report_metrics(reports_after, te.reports, labels_te, te.label_names)
+
+-- generation from requests written from the first n_eval test records
+local n = math.min(cfg.n_eval, te.n)
+local rows = wb.arange(0, n, 1, "i64")
+local req_eval, hr_eval = {}, {}
+for i = 1, n do
+  req_eval[i] = wb.requests.text(labels_te[i], { hr = te.truth.hr:get(i), age = te.age:get(i), sex = te.sex:get(i), pick = i })
+  hr_eval[i] = te.truth.hr:get(i)
+end
+local t_gen = wb.now()
+local gen = uni:generate(req_eval, { seed = cfg.seed, steps = cfg.sample_steps, guidance = cfg.guidance })
+t_gen = wb.now() - t_gen
+local real = xg_te:index_select(1, rows)
+local hr = wb.metrics.hr_mae(gen, hr_eval, c.fs_gen)
+local hr_real = wb.metrics.hr_mae(real, hr_eval, c.fs_gen)
+local clf = wb.condclf.train { x = xg_tr, labels = tr.labels, label_names = tr.label_names, fs = c.fs_gen, seed = cfg.seed }
+local cls = wb.condclf.conditions(te.labels:index_select(1, rows), te.label_names)
+local cond_acc, cond_acc_real = clf:accuracy(gen, cls), clf:accuracy(real, cls)
+local function embed(x) return uni.lm:embed(wb.signal.resample(x:contiguous(), c.fs_gen, c.fs_model)) end
+local e_real_all, e_gen = embed(xg_te), embed(gen)
+local rfid, fid, fid_ref = wb.metrics.rfid(e_real_all, e_gen, { seed = cfg.seed })
+local knn_p, knn_r = wb.metrics.knn_precision_recall(embed(real), e_gen, { k = 3 })
+local ein_gen, ein_gen_aug = wb.metrics.einthoven(gen)
+local ein_real = wb.metrics.einthoven(real)
+local clip_line = "CLIP score: skipped (no runs/clip model; run recipes/clip.lua first)"
+local clip_ok, clipm = pcall(require, "ecgwb.models.clip")
+local clip_score, rclip
+if clip_ok and clipm.load and io.open("runs/clip/config.json", "r") then
+  local okl, cl = pcall(clipm.load, "runs/clip")
+  if okl then
+    local function ecg_emb(x) return cl:embed_ecg(x, c.fs_gen) end
+    local t_emb = cl:embed_texts(req_eval)
+    rclip, clip_score = wb.metrics.rclip(ecg_emb(gen), ecg_emb(real), t_emb)
+    clip_line = string.format("CLIP score (recipes/clip.lua's model) %.2f, rCLIP %.3f", clip_score, rclip)
+  else
+    clip_line = "CLIP score: skipped (" .. tostring(cl) .. ")"
+  end
+end
+
+local M = {
+  stage1 = stage1, after = after,
+  align_loss_first = align_curve[1], align_loss_last = align_curve[#align_curve], align_cosine = align_cos, align_top1 = top1,
+  vae_rel_error = vae_rel, hr_mae = hr.mae, hr_failed = hr.failed, hr_mae_real = hr_real.mae,
+  condition_accuracy = cond_acc, condition_accuracy_real = cond_acc_real, fid = fid, fid_ref = fid_ref, rfid = rfid,
+  knn_precision = knn_p, knn_recall = knn_r, einthoven = ein_gen, einthoven_real = ein_real,
+  clip_score = clip_score, rclip = rclip, n_eval = n, prior = cfg.prior, retrieval = cfg.retrieval,
+}
+print(string.format("interpretation, test (%d): label F1 micro %.3f after stage 1, %.3f after stage 2; BLEU-4 %.3f / %.3f",
+  te.n, stage1.label_f1_micro, after.label_f1_micro, stage1.bleu4, after.bleu4))
+print(string.format("generation, %d test requests (%.0f s for DDIM %d steps, guidance %g): HR MAE %.1f bpm " ..
+  "(%d without a rate; real ECGs %.1f), condition accuracy %.3f (real %.3f), FID %.2f / real halves %.2f = rFID %.2f, " ..
+  "k-NN precision %.2f recall %.2f, Einthoven |I+III-II| %.4f mV (real %.4f)", n, t_gen, cfg.sample_steps, cfg.guidance,
+  hr.mae, hr.failed, hr_real.mae, cond_acc, cond_acc_real, fid, fid_ref, rfid, knn_p, knn_r, ein_gen, ein_real))
+print(clip_line)
+
+------------------------------------------------------------------ the unified model answers
+local demo_req = "Generate an ECG showing atrial fibrillation at 110 bpm."
+local demo_gen = uni:respond { text = demo_req, seed = 7 }
+local demo_rep = uni:respond { ecg = te.x:select(1, 1), fs = c.fs_lm }
+print(string.format("respond{text=%q} -> %s (12 x %d at %g Hz; measured HR %.0f bpm)", demo_req, demo_gen.kind,
+  demo_gen.ecg:size(2), demo_gen.fs, select(2, wb.signal.rpeaks(demo_gen.ecg, demo_gen.fs)) or 0 / 0))
+print(string.format("respond{ecg=test record 1} -> %s: %s", demo_rep.kind, demo_rep.text))
+
+------------------------------------------------------------------ the run's page
+local page = wb.notebook.page("UniECG two-stage run")
+page:md(string.format("Default simulated corpus (%s, seed 2024): train %d, test %d. Wall time %.0f s. " ..
+  "Simulator prior %s, retrieval %s, alignment loss %s.", te.file, tr.n, te.n, wb.now() - t_start,
+  cfg.prior and "on" or "off", cfg.retrieval and "on" or "off", tostring(cfg.align_loss)))
+page:md("## Interpretation (test split)")
+page:table({
+  { "after stage 1", stage1.bleu1, stage1.bleu4, stage1.rouge_l, stage1.meteor, stage1.label_f1_micro, stage1.label_f1_macro },
+  { "after stage 2", after.bleu1, after.bleu4, after.rouge_l, after.meteor, after.label_f1_micro, after.label_f1_macro },
+}, { header = { "", "BLEU-1", "BLEU-4", "ROUGE-L", "METEOR", "label F1 micro", "label F1 macro" }, digits = 3 })
+local rep_rows = {}
+for i = 1, 6 do rep_rows[i] = { i, reports_after[i], te.reports[i] } end
+page:table(rep_rows, { header = { "test record", "generated report", "reference" }, caption = "Generated reports next to the truth" })
+page:md("## Generation")
+page:table({
+  { "HR MAE (bpm)", hr.mae, hr_real.mae }, { "condition accuracy", cond_acc, cond_acc_real },
+  { "FID (stage-1 encoder)", fid, fid_ref }, { "rFID", rfid, 1 }, { "k-NN precision", knn_p, "" }, { "k-NN recall", knn_r, "" },
+  { "Einthoven |I+III-II| (mV)", ein_gen, ein_real }, { "CLIP score", clip_score or "n/a", "" }, { "rCLIP", rclip or "n/a", "" },
+}, { header = { "metric", "generated", "real (reference)" }, digits = 3,
+     caption = string.format("%d requests written from test records; real = those records (FID reference: two halves of the test split)", n) })
+local shown = {}
+for i = 1, n do
+  local l = labels_te[i]
+  local key = table.concat(l, "+")
+  if not shown[key] and #shown < 4 then
+    shown[key] = true
+    shown[#shown + 1] = i
+  end
+end
+for _, i in ipairs(shown) do
+  page:figure(wb.plot.pair(real:select(1, i), gen:select(1, i), { fs = c.fs_gen, names = { "real (test record " .. i .. ")", "generated" } }),
+    { caption = req_eval[i] .. "  (measured HR of the generated ECG: " .. string.format("%.0f", hr.measured[i]) .. " bpm)" })
+end
+page:figure(wb.plot.ecg(demo_gen.ecg, { fs = demo_gen.fs, title = demo_req }), { caption = "respond{text = \"" .. demo_req .. "\"}" })
+page:figure(wb.plot.lines({ generator = gen_curve, alignment = align_curve, vae = vae_curve }, { logy = true, xlabel = "step" }),
+  { caption = "training losses" })
+local html = page:save(cfg.out .. "/report.html")
+wb.save_state_dict(cfg.out .. "/uniecg.h5", uni:state_dict())
+M.wall_seconds = wb.now() - t_start
+print(string.format("%s done. The run's page: %s", elapsed(), html))
+return M
