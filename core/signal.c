@@ -807,7 +807,7 @@ static int64_t quiet_from(const double *f, int64_t n, int64_t from, int dir, int
        with the ST level in place of 0, early when the ST segment slopes
        (ST depression). The offset is their mean. */
 static void qrs_bounds(const env *e, const double *c, int K, const double *V, const double *A, int64_t pk, double ms,
-                       double rr_prev, double rr_next, double *on, double *off) {
+                       double rr_prev, double rr_next, int resid, double *on, double *off) {
     *on = *off = NAN;
     int64_t n = e->n;
     int64_t r = win_argmax(e, pk - (int64_t)(60 * ms), pk + (int64_t)(60 * ms));
@@ -826,7 +826,11 @@ static void qrs_bounds(const env *e, const double *c, int K, const double *V, co
     }
     /* offset */
     int64_t hold = (int64_t)(10 * ms);
-    int64_t qv = quiet_from(V, n, r, 1, post, 0.07 * Vpk, hold), qa = quiet_from(A, n, r, 1, post, 0.05 * Apk, hold);
+    double fv = 0, fa = 0; /* the residual activity's largest velocity and acceleration before the onset */
+    for (int64_t u = a - (int64_t)(80 * ms); resid && u < a - (int64_t)(10 * ms); u++)
+        if (u >= 0) fv = fmax(fv, V[u]), fa = fmax(fa, A[u]);
+    int64_t qv = quiet_from(V, n, r, 1, post, fmax(0.07 * Vpk, fv), hold);
+    int64_t qa = quiet_from(A, n, r, 1, post, fmax(0.05 * Apk, fa), hold);
     if (qv < 0 && qa < 0) { *on = NAN; return; }
     int64_t quiet = qv < 0 ? qa : qa < 0 ? qv : qv < qa ? qv : qa; /* (a) */
     int64_t q = qv >= 0 ? qv : qa, t = q;                            /* (b) */
@@ -849,6 +853,7 @@ typedef struct {
     double fs, ms;
     int lead_i, lead_avf, K;
     double *y, *comp, *E, *dE, *V, *A, *pts, *tmp;
+    double tq_on, tq_off; /* QRS onset and offset from the representative beat (samples from R), or NaN */
 } dl_state;
 
 static void dl_free(dl_state *s) {
@@ -907,6 +912,11 @@ static void iso_correct(dl_state *s) {
     free(iso);
 }
 
+/* the P wave's threshold is 4% of the QRS peak, the QRS peak taken at most
+   P_QRS_CAP mV (a normal QRS): it follows the recording's gain and low
+   voltage, but the large QRS of LVH says nothing of the atria */
+static const double P_QRS_CAP = 2.0;
+
 /* the points of every beat (stages 3-5) on the current spatial signal */
 static void beats_pass(dl_state *s) {
     int64_t n = s->n, np = s->np;
@@ -919,7 +929,10 @@ static void beats_pass(dl_state *s) {
         double rr_next = b + 1 < np ? (double)(pk[b + 1] - pk[b]) : b > 0 ? (double)(pk[b] - pk[b - 1]) : s->fs;
         double rr_prev = b > 0 ? (double)(pk[b] - pk[b - 1]) : rr_next;
         P[4] = (double)pk[b];
-        qrs_bounds(&e, s->comp, s->K, s->V, s->A, pk[b], ms, rr_prev, rr_next, &P[3], &P[5]);
+        if (isnan(s->tq_on))
+            qrs_bounds(&e, s->comp, s->K, s->V, s->A, pk[b], ms, rr_prev, rr_next, 0, &P[3], &P[5]);
+        else
+            P[3] = (double)pk[b] + s->tq_on, P[5] = (double)pk[b] + s->tq_off;
         if (isnan(P[3]) || isnan(P[5])) { prev_toff = NAN; continue; }
         int64_t r = win_argmax(&e, (int64_t)P[3], (int64_t)P[5]);
         double Er = E[r];
@@ -951,7 +964,7 @@ static void beats_pass(dl_state *s) {
         if (ps >= 2 && pe > ps + 4) {
             int64_t pp = win_argmax(&e, ps, pe);
             double lvl_on = win_min(&e, ps, pp), lvl_off = win_min(&e, pp, pe);
-            if (pp > ps && pp < pe && E[pp] - fmax(lvl_on, lvl_off) >= 0.04 * Er) {
+            if (pp > ps && pp < pe && E[pp] - fmax(lvl_on, lvl_off) >= 0.04 * fmin(Er, P_QRS_CAP)) {
                 P[1] = (double)pp;
                 P[0] = tangent(&e, ps, pp, lvl_on, 1);
                 P[2] = tangent(&e, pp, pe, lvl_off, -1);
@@ -975,6 +988,87 @@ static int measure(dl_state *s, const double *y0) {
         s->dE[t] = t >= 2 && t + 2 < n ? (2 * s->E[t + 2] + s->E[t + 1] - s->E[t - 1] - 2 * s->E[t - 2]) / 10 : 0;
     beats_pass(s);
     return 0;
+}
+
+/* ------------------------------------------------------------ representative beat */
+
+/* Without P waves and without flutter (atrial fibrillation), f waves run
+   under every QRS and move its onset and offset beat by beat: a slow QRS
+   (LBBB) is the worst hit, its slope near the J point no larger than the f
+   waves'. The f waves are not time-locked to the QRS, so the QRS bounds are
+   measured once on the representative beat: per sample and per spatial
+   component, the median over beats aligned at their R peaks (the median
+   beat of clinical programs, robust to a minority of PVCs), then the mean
+   of the beats close to it. Returns
+   onset and offset in samples from R, 0; -1 with fewer than 4 beats. */
+static int template_qrs(dl_state *s, double *on, double *off) {
+    int64_t n = s->n, np = s->np, K = s->K, pre = (int64_t)(250 * s->ms), post = (int64_t)(300 * s->ms);
+    int64_t W = pre + post + 1, nb = 0;
+    for (int64_t b = 0; b + 1 < np; b++) s->tmp[nb++] = (double)(s->pk[b + 1] - s->pk[b]);
+    double rr = median(s->tmp, nb);
+    int64_t *use = malloc(sizeof(int64_t) * (size_t)(np + 1));
+    double *tc = malloc(sizeof(double) * (size_t)(K * W)), *E = malloc(sizeof(double) * (size_t)(3 * W));
+    nb = 0;
+    for (int64_t b = 0; b < np && use; b++)
+        if (s->pk[b] - pre >= 0 && s->pk[b] + post < n) use[nb++] = s->pk[b];
+    int ok = use && tc && E && nb >= 4 && !isnan(rr);
+    for (int64_t k = 0; k < K && ok; k++) /* (K, W) median beat */
+        for (int64_t t = 0; t < W; t++) {
+            for (int64_t b = 0; b < nb; b++) s->tmp[b] = s->comp[k * n + use[b] - pre + t];
+            tc[k * W + t] = median(s->tmp, nb);
+        }
+    /* the beats like it (QRS within +-60 ms of R: squared distance at most
+       3 times the median beat's) averaged: a mean removes the f waves
+       better than a median */
+    int64_t h = (int64_t)(60 * s->ms), m = 0;
+    double *d = E; /* scratch, nb <= np < 3 W */
+    for (int64_t b = 0; b < nb && ok; b++) {
+        d[b] = 0;
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t t = pre - h; t <= pre + h; t++) {
+                double v = s->comp[k * n + use[b] - pre + t] - tc[k * W + t];
+                d[b] += v * v;
+            }
+        s->tmp[b] = d[b];
+    }
+    double dmed = ok ? median(s->tmp, nb) : 0;
+    for (int64_t b = 0; b < nb && ok; b++)
+        if (d[b] <= 3 * dmed) use[m++] = use[b];
+    for (int64_t k = 0; k < K && ok; k++) /* (K, W) mean beat */
+        for (int64_t t = 0; t < W; t++) {
+            double q = 0;
+            for (int64_t b = 0; b < m; b++) q += s->comp[k * n + use[b] - pre + t];
+            tc[k * W + t] = q / (double)m;
+        }
+    if (ok) {
+        magnitudes(tc, (int)K, W, E, E + W, E + 2 * W);
+        env e = {E, NULL, W};
+        qrs_bounds(&e, tc, (int)K, E + W, E + 2 * W, pre, s->ms, rr, rr, 1, on, off);
+        *on -= (double)pre, *off -= (double)pre;
+        ok = !isnan(*on) && !isnan(*off);
+    }
+    free(use); free(tc); free(E);
+    return ok ? 0 : -1;
+}
+
+/* P waves must recur: a sinus P comes at the same PR interval every beat,
+   while in atrial fibrillation the largest bump before each QRS (an f wave)
+   lands anywhere. A P is kept when its PR is within 20 ms of the median PR
+   of the beats that have one; the others are cleared. Returns the number
+   kept. */
+static int64_t recurring_p(dl_state *s) {
+    int64_t k = 0, kept = 0;
+    double *pts = s->pts;
+    for (int64_t b = 0; b < s->np; b++)
+        if (!isnan(pts[8 * b])) s->tmp[k++] = pts[8 * b + 3] - pts[8 * b];
+    double pr_med = median(s->tmp, k);
+    for (int64_t b = 0; b < s->np; b++) {
+        double *P = pts + 8 * b;
+        if (isnan(P[0])) continue;
+        if (fabs(P[3] - P[0] - pr_med) > 20 * s->ms) P[0] = P[1] = P[2] = NAN;
+        else kept++;
+    }
+    return kept;
 }
 
 /* ------------------------------------------------------------ atrial flutter */
@@ -1203,7 +1297,7 @@ int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int 
     }
     int64_t pad = 12; /* clean_rows needs more samples than the filter's padding */
     if (n <= pad * 2) { free(pk); ewb_tensor_free(xc); return ewb_error("delineate: signal too short: %s", ewb_s(x)); }
-    dl_state s = {rows, n, np, pk, fs, fs / 1000.0, lead_i, lead_avf, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    dl_state s = {rows, n, np, pk, fs, fs / 1000.0, lead_i, lead_avf, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NAN, NAN};
     size_t nb = sizeof(double) * (size_t)n;
     double *y0 = lowpass_rows(ewb_f32(xc), rows, n, fs), *y1 = malloc(nb * (size_t)rows);
     int64_t *win = malloc(sizeof(int64_t) * (size_t)(2 * np + 2));
@@ -1231,30 +1325,21 @@ int ewb_delineate(ewb_tensor *x, double fs, ewb_tensor *rpeaks, int lead_i, int 
             nw = atrial_windows(&s, win, FL_MT);
         }
     }
+    /* no P waves and no flutter: the QRS bounds of the median beat */
+    if (!fail && !flutter && np >= 4 && recurring_p(&s) < 0.5 * np) {
+        double on, off;
+        if (template_qrs(&s, &on, &off) == 0) s.tq_on = on, s.tq_off = off, beats_pass(&s);
+    }
     if (fail) {
-
         dl_free(&s); free(y0); free(y1); free(win); free(pk);
         ewb_tensor_free(ptens);
         ewb_tensor_free(xc);
         return ewb_error("delineate: out of memory for %s", ewb_s(x));
     }
     double *pts = s.pts, *tmp = s.tmp, *y = s.y, ms = s.ms;
-    /* P waves must recur: a sinus P comes at the same PR interval every beat,
-       while in atrial fibrillation the largest bump before each QRS (an f
-       wave) lands anywhere. A P is kept when its PR is within 20 ms of the
-       median PR of the beats that have one; when fewer than half of all
-       beats keep one, the record has no P waves; nor has atrial flutter. */
-    int64_t k = 0;
-    for (int64_t b = 0; b < np; b++)
-        if (!isnan(pts[8 * b])) tmp[k++] = pts[8 * b + 3] - pts[8 * b];
-    double pr_med = median(tmp, k);
-    int64_t kept = 0;
-    for (int64_t b = 0; b < np; b++) {
-        double *P = pts + 8 * b;
-        if (isnan(P[0])) continue;
-        if (fabs(P[3] - P[0] - pr_med) > 20 * ms) P[0] = P[1] = P[2] = NAN;
-        else kept++;
-    }
+    /* when fewer than half of all beats keep a recurring P wave, the record
+       has no P waves; nor has atrial flutter */
+    int64_t k = 0, kept = recurring_p(&s);
     if (kept < 0.5 * np || flutter) {
         for (int64_t b = 0; b < np; b++) pts[8 * b] = pts[8 * b + 1] = pts[8 * b + 2] = NAN;
         kept = 0;
