@@ -112,6 +112,7 @@ local function requests_for(labels, truth_hr, age, sex, i, j)
 end
 
 -- (a) alignment of the <gen> states to the condition space
+uni:set_center(tr.reports)
 local teacher = uni:text_embedding(tr.reports)                 -- (N, Dl)
 local req_tr, req_row = {}, {}
 for i = 1, tr.n do
@@ -248,18 +249,13 @@ local knn_p, knn_r = wb.metrics.knn_precision_recall(embed(real), e_gen, { k = 3
 local ein_gen, ein_gen_aug = wb.metrics.einthoven(gen)
 local ein_real = wb.metrics.einthoven(real)
 local clip_line = "CLIP score: skipped (no runs/clip model; run recipes/clip.lua first)"
-local clip_ok, clipm = pcall(require, "ecgwb.models.clip")
 local clip_score, rclip
-if clip_ok and clipm.load and io.open("runs/clip/config.json", "r") then
-  local okl, cl = pcall(clipm.load, "runs/clip")
-  if okl then
-    local function ecg_emb(x) return cl:embed_ecg(x, c.fs_gen) end
-    local t_emb = cl:embed_texts(req_eval)
-    rclip, clip_score = wb.metrics.rclip(ecg_emb(gen), ecg_emb(real), t_emb)
-    clip_line = string.format("CLIP score (recipes/clip.lua's model) %.2f, rCLIP %.3f", clip_score, rclip)
-  else
-    clip_line = "CLIP score: skipped (" .. tostring(cl) .. ")"
-  end
+if io.open("runs/clip/clip.h5", "r") then
+  local clipm = require "ecgwb.models.clip"
+  local cm, ctok = clipm.load("runs/clip")
+  local function ecg_emb(x) return clipm.embed_ecgs(cm, wb.signal.resample(x:contiguous(), c.fs_gen, cm.cfg.input_fs or 100)) end
+  rclip, clip_score = wb.metrics.rclip(ecg_emb(gen), ecg_emb(real), clipm.embed_texts(cm, ctok, req_eval))
+  clip_line = string.format("CLIP score (recipes/clip.lua's model, requests vs ECGs) %.2f, rCLIP %.3f", clip_score, rclip)
 end
 
 local M = {

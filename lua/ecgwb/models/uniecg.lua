@@ -20,7 +20,9 @@ The parts.
   align     an MLP (K·Dl -> Dh -> Dt) from the generation states into the
             generator's condition space (aligned).
   the condition space: the text embedding of a report, the frozen LM's mean
-            last-layer hidden state over the report's tokens, L2-normalised
+            last-layer hidden state over the report's tokens, minus its mean
+            over the training reports (set_center; without it every text is
+            within a few degrees of every other), L2-normalised
             (text_embedding). Stage 2's alignment loss (a Lua function
             cfg.align_loss(pred, target), e.g. wb.losses.align_mse,
             align_cosine or info_nce) pulls the aligned generation states of
@@ -109,9 +111,7 @@ local function masked_mean(h, mask)
   return (h * m):sum(2) / m:sum(2):clamp(1, math.huge)
 end
 
--- the condition space: L2-normalised mean hidden state of the frozen LM over
--- each text's tokens; texts: a list of strings -> (N, Dl), no gradient
-function UniECG:text_embedding(texts, batch)
+local function raw_embedding(self, texts, batch)
   batch = batch or 64
   local outs = {}
   wb.no_grad(function()
@@ -120,10 +120,22 @@ function UniECG:text_embedding(texts, batch)
       for i = s, math.min(#texts, s + batch - 1) do chunk[#chunk + 1] = texts[i] end
       local ids, mask = self.lm.tok:encode_batch(chunk, { bos = true })
       local h = self.lm.lm:hidden_states(ids, { mask = mask })
-      outs[#outs + 1] = wb.normalize(masked_mean(h, mask), -1)
+      outs[#outs + 1] = masked_mean(h, mask)
     end
   end)
   return #outs == 1 and outs[1] or wb.cat(outs, 1)
+end
+
+-- the centre of the condition space: the mean raw embedding of training texts
+function UniECG:set_center(texts)
+  self:register_buffer("text_center", wb.no_grad(function() return raw_embedding(self, texts):mean(1, true) end)) -- (1, Dl)
+end
+
+-- the condition space: the frozen LM's mean hidden state over each text's
+-- tokens, centred and L2-normalised; texts: a list of strings -> (N, Dl), no gradient
+function UniECG:text_embedding(texts, batch)
+  if not self.text_center then error("UniECG:text_embedding: set_center(training texts) first", 2) end
+  return wb.normalize(raw_embedding(self, texts, batch) - self.text_center, -1)
 end
 
 -- the frozen LM's hidden states at the K <gen> tokens of each request:
