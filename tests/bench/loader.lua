@@ -46,6 +46,7 @@ local function cpu() -- process CPU time, all threads (CLOCK_PROCESS_CPUTIME_ID)
   ffi.C.clock_gettime(2, tsp)
   return tonumber(tsp.tv_sec) + 1e-9 * tonumber(tsp.tv_nsec)
 end
+io.stdout:setvbuf("line") -- progress shows when the output goes to a file
 local N = tonumber(arg and arg[1]) or 512
 local B, CROP = 32, 2500
 local ROUNDS = tonumber(os.getenv("BENCH_LOADER_ROUNDS") or "3")
