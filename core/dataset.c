@@ -23,9 +23,11 @@
  */
 #include "internal.h"
 #include "h5_internal.h"
+#include "dataset_internal.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 struct ewb_dataset {
     hid_t f;
@@ -44,6 +46,13 @@ struct ewb_dataset {
         int64_t n;      /* labels in the set */
         char **names;   /* n strings */
     } *sets;
+    /* direct chunk reads of `signals` (see "signals without the lock" below) */
+    int direct;          /* 0 not checked yet, 1 on, -1 off: H5Dread */
+    hid_t sig;           /* `signals`, open while direct is 1 */
+    int nfilters;        /* filters[] in pipeline (write) order */
+    H5Z_filter_t filters[2];
+    size_t shuffle_size; /* the shuffle filter's element size */
+    size_t chunk_bytes;  /* one record as stored, before the filters */
 };
 
 enum { META_CHUNK = 1024, DEFAULT_DEFLATE = 4 };
@@ -259,6 +268,7 @@ static int add_set(ewb_dataset *ds, const char *name, int64_t n, char *const *na
 
 static int close_locked(ewb_dataset *ds) {
     int rc = 0;
+    if (ds->sig >= 0) H5Dclose(ds->sig);
     if (ds->f >= 0 && H5Fclose(ds->f) < 0) rc = ewb_h5_fail("dataset_close: '%s': cannot close the file", ds->file);
     free(ds->file);
     free(ds->units);
@@ -324,6 +334,8 @@ static int create_locked(ewb_dataset **out, const char *file, const ewb_dataset_
     ewb_dataset *ds = calloc(1, sizeof *ds);
     if (!ds) return ewb_error("%s: out of memory", op);
     ds->f = -1;
+    ds->sig = -1;
+    ds->direct = -1; /* written here: read with H5Dread */
     ds->writable = 1;
     ds->leads = sp->leads;
     ds->samples = sp->samples;
@@ -508,6 +520,9 @@ static int open_locked(ewb_dataset **out, const char *file, int writable) {
     ds->gain = 1;
     ds->file = dup_str(file);
     ds->f = -1;
+    ds->sig = -1;
+    const char *env = getenv("ECGWB_H5_DIRECT");
+    ds->direct = ds->writable || (env && !strcmp(env, "0")) ? -1 : 0;
     hid_t sig = -1, s = -1, t = -1, a = -1, d = -1;
     int rc = -1;
     if (!ds->file) { ewb_error("%s: out of memory", op); goto done; }
@@ -971,30 +986,239 @@ done:
     return rc;
 }
 
-static int read_locked(ewb_dataset *ds, int64_t start, int64_t count, ewb_tensor **out) {
+/* signals of records [start, start+count) into out with H5Dread (lock held) */
+static int read_signals_locked(const char *op, ewb_dataset *ds, int64_t start, int64_t count, float *out) {
+    EWB_TRY(read_rows(op, ds, "signals", H5T_NATIVE_FLOAT, start, count, out));
+    if (ds->int16) { /* exact integers here; divided in double, rounded once */
+        int64_t m = count * ds->leads * ds->samples;
+        for (int64_t i = 0; i < m; i++) out[i] = (float)(out[i] / ds->gain);
+    }
+    return 0;
+}
+
+/* ---------------- signals without the lock ----------------
+ * The serial HDF5 library runs under one lock (h5.c), and H5Dread inflates
+ * chunks inside it, so threads reading a deflated dataset take turns: the
+ * batch loader's workers serialise on decompression. Here the lock only
+ * covers H5Dread_chunk, which copies a record's stored bytes, and the reader
+ * undoes the filters itself (core/dataset_internal.h says when). The
+ * filters are applied by hand because HDF5 has no API that runs a filter
+ * pipeline on a caller's buffer outside the library (and its lock): deflate
+ * is zlib's, and the shuffle filter is a byte transpose of a few lines. */
+
+static _Atomic int64_t direct_records;
+int64_t ewb_dataset_direct_records(void) { return direct_records; }
+
+void ewb_chunk_scratch_free(ewb_chunk_scratch *s) {
+    if (!s) return;
+    free(s->raw);
+    free(s->a);
+    free(s->b);
+    *s = (ewb_chunk_scratch){0};
+}
+
+/* decides whether `signals` can be read chunk by chunk (lock held) */
+static void direct_setup(ewb_dataset *ds) {
+    ds->direct = -1;
+#if H5_VERSION_GE(1, 10, 5) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    hid_t d = H5Dopen2(ds->f, "signals", H5P_DEFAULT);
+    hid_t p = d < 0 ? -1 : H5Dget_create_plist(d), t = d < 0 ? -1 : H5Dget_type(d);
+    hsize_t chunk[3] = {0};
+    int ok = p >= 0 && t >= 0 && H5Pget_layout(p) == H5D_CHUNKED && H5Pget_chunk(p, 3, chunk) == 3 && chunk[0] == 1 &&
+             (int64_t)chunk[1] == ds->leads && (int64_t)chunk[2] == ds->samples &&
+             (ds->int16 ? H5Tequal(t, H5T_STD_I16LE) : H5Tequal(t, H5T_IEEE_F32LE)) > 0;
+    int nf = ok ? H5Pget_nfilters(p) : -1, shuffles = 0, deflates = 0;
+    ok = ok && nf >= 0 && nf <= 2;
+    for (int i = 0; ok && i < nf; i++) { /* at most one shuffle and one deflate, in either order */
+        unsigned flags = 0, cd[8] = {0}, config = 0;
+        size_t ncd = 8;
+        char name[64];
+        H5Z_filter_t id = H5Pget_filter2(p, (unsigned)i, &flags, &ncd, cd, sizeof name, name, &config);
+        if (id == H5Z_FILTER_DEFLATE) ok = ++deflates == 1;
+        else if (id == H5Z_FILTER_SHUFFLE) ok = ++shuffles == 1 && ncd >= 1 && cd[0] >= 1, ds->shuffle_size = cd[0];
+        else ok = 0;
+        ds->filters[i] = id;
+    }
+    if (ok) {
+        ds->nfilters = nf;
+        ds->chunk_bytes = (size_t)(ds->leads * ds->samples) * (ds->int16 ? 2 : 4);
+        ds->sig = d, d = -1;
+        ds->direct = 1;
+    }
+    if (t >= 0) H5Tclose(t);
+    if (p >= 0) H5Pclose(p);
+    if (d >= 0) H5Dclose(d);
+    H5Eclear2(H5E_DEFAULT);
+#endif
+}
+
+static int grow(unsigned char **buf, size_t *cap, size_t n) {
+    if (*cap >= n) return 0;
+    unsigned char *p = realloc(*buf, n);
+    if (!p) return -1;
+    *buf = p, *cap = n;
+    return 0;
+}
+
+static int read_chunk_locked(ewb_dataset *ds, int64_t record, ewb_chunk_scratch *s, size_t *nraw) {
     const char *op = "dataset_read";
-    if (!out) return ewb_error("%s: out pointer is NULL", op);
-    *out = NULL;
-    EWB_TRY(check_range(op, ds, start, count));
-    int64_t shape[3] = {count, ds->leads, ds->samples};
-    ewb_tensor *t = ewb_empty(EWB_DTYPE_F32, 3, shape);
-    if (!t) return -1;
-    if (read_rows(op, ds, "signals", H5T_NATIVE_FLOAT, start, count, ewb_tensor_data(t)) != 0) {
-        ewb_tensor_free(t);
-        return -1;
+    EWB_TRY(check_range(op, ds, record, 1));
+    if (ds->direct == 0) direct_setup(ds);
+    if (ds->direct < 0) return 1;
+#if H5_VERSION_GE(1, 10, 5)
+    hsize_t off[3] = {(hsize_t)record, 0, 0}, size = 0;
+    haddr_t addr = HADDR_UNDEF;
+    unsigned mask = 0;
+    if (H5Dget_chunk_info_by_coord(ds->sig, off, &mask, &addr, &size) < 0)
+        return ewb_h5_fail("%s: '%s': record %lld: cannot find its chunk (corrupt file?)", op, ds->file, (long long)record);
+    if (addr == HADDR_UNDEF || size == 0 || mask != 0) return 1; /* never written (fill value), or a filter skipped */
+    int deflated = 0;
+    for (int i = 0; i < ds->nfilters; i++) deflated |= ds->filters[i] == H5Z_FILTER_DEFLATE;
+    /* inflate adds at most a few bytes per 16 KB of incompressible data */
+    if (deflated ? size > ds->chunk_bytes + ds->chunk_bytes / 64 + 1024 : size != ds->chunk_bytes)
+        return ewb_error("%s: '%s': record %lld: corrupt file: its stored chunk is %llu bytes for a record of %zu", op,
+                         ds->file, (long long)record, (unsigned long long)size, ds->chunk_bytes);
+    if (grow(&s->raw, &s->rawcap, (size_t)size) != 0) return ewb_error("%s: out of memory", op);
+    uint32_t filters = 0;
+    if (H5Dread_chunk(ds->sig, H5P_DEFAULT, off, &filters, s->raw) < 0)
+        return ewb_h5_fail("%s: '%s': record %lld: cannot read its chunk (corrupt file?)", op, ds->file, (long long)record);
+    *nraw = (size_t)size;
+    return 0;
+#else
+    return 1;
+#endif
+}
+
+int ewb_dataset_read_chunk(ewb_dataset *ds, int64_t record, ewb_chunk_scratch *s, size_t *nraw) {
+    ewb_h5_enter();
+    return ewb_h5_leave(read_chunk_locked(ds, record, s, nraw));
+}
+
+/* zlib stream src[0..n) into exactly `want` bytes of dst */
+static int inflate_exact(const ewb_dataset *ds, int64_t record, const unsigned char *src, size_t n, unsigned char *dst,
+                         size_t want) {
+    z_stream z = {0};
+    if (inflateInit(&z) != Z_OK) return ewb_error("dataset_read: out of memory for zlib");
+    z.next_in = (unsigned char *)src, z.avail_in = (uInt)n;
+    z.next_out = dst, z.avail_out = (uInt)want;
+    int zr = inflate(&z, Z_FINISH);
+    size_t got = z.total_out;
+    const char *why = NULL;
+    char detail[160];
+    if (zr == Z_STREAM_END && got == want) why = NULL;
+    else if (zr == Z_STREAM_END) snprintf(detail, sizeof detail, "it inflates to %zu bytes, not %zu", got, want), why = detail;
+    else if (zr == Z_DATA_ERROR || zr == Z_NEED_DICT) snprintf(detail, sizeof detail, "zlib: %s", z.msg ? z.msg : "bad data"), why = detail;
+    else if (z.avail_out == 0) snprintf(detail, sizeof detail, "it inflates to more than %zu bytes", want), why = detail;
+    else if (zr == Z_MEM_ERROR) why = "zlib: out of memory";
+    else snprintf(detail, sizeof detail, "truncated: the deflate stream stops after %zu of %zu bytes", got, want), why = detail;
+    inflateEnd(&z);
+    if (why)
+        return ewb_error("dataset_read: '%s': record %lld: corrupt chunk (%s; %zu stored bytes)", ds->file, (long long)record,
+                         why, n);
+    return 0;
+}
+
+/* undoes HDF5's shuffle filter: element i's byte j was stored at j*count + i;
+   the n % size trailing bytes are stored as they are */
+static void unshuffle(const unsigned char *src, size_t n, size_t size, unsigned char *dst) {
+    size_t count = n / size;
+    if (size == 2) {
+        for (size_t i = 0; i < count; i++) dst[2 * i] = src[i], dst[2 * i + 1] = src[count + i];
+    } else if (size == 4) {
+        for (size_t i = 0; i < count; i++)
+            dst[4 * i] = src[i], dst[4 * i + 1] = src[count + i], dst[4 * i + 2] = src[2 * count + i], dst[4 * i + 3] = src[3 * count + i];
+    } else {
+        for (size_t i = 0; i < count; i++)
+            for (size_t j = 0; j < size; j++) dst[i * size + j] = src[j * count + i];
     }
+    memcpy(dst + count * size, src + count * size, n - count * size);
+}
+
+int ewb_dataset_decode_chunk(const ewb_dataset *ds, int64_t record, const unsigned char *raw, size_t nraw, float *out,
+                             ewb_chunk_scratch *s) {
+    if (!ds || ds->direct != 1) return ewb_error("dataset_read: decode_chunk needs a dataset read with direct chunk reads");
+    size_t want = ds->chunk_bytes, cap = nraw > want ? nraw : want;
+    if (s->abcap < cap) {
+        free(s->a);
+        free(s->b);
+        s->a = malloc(cap), s->b = malloc(cap);
+        s->abcap = s->a && s->b ? cap : 0;
+        if (!s->abcap) return ewb_error("dataset_read: out of memory");
+    }
+    /* the filters in reverse (read) order, alternating between the two work buffers */
+    const unsigned char *src = raw;
+    size_t n = nraw;
+    for (int i = ds->nfilters - 1; i >= 0; i--) {
+        unsigned char *dst = src == s->a ? s->b : s->a;
+        if (i == 0 && !ds->int16) dst = (unsigned char *)out; /* the last step writes f32 in place */
+        if (ds->filters[i] == H5Z_FILTER_DEFLATE) {
+            EWB_TRY(inflate_exact(ds, record, src, n, dst, want));
+            n = want;
+        } else {
+            unshuffle(src, n, ds->shuffle_size, dst);
+        }
+        src = dst;
+    }
+    if (n != want) /* no deflate: the stored size was checked when read; decode_chunk may be given any */
+        return ewb_error("dataset_read: '%s': record %lld: corrupt chunk (%zu stored bytes, want %zu)", ds->file,
+                         (long long)record, n, want);
+    int64_t m = ds->leads * ds->samples;
     if (ds->int16) {
-        float *p = ewb_f32(t); /* exact integers here; divided in double, rounded once */
-        int64_t m = ewb_tensor_numel(t);
-        for (int64_t i = 0; i < m; i++) p[i] = (float)(p[i] / ds->gain);
+        double gain = ds->gain;
+        for (int64_t i = 0; i < m; i++) {
+            int16_t v;
+            memcpy(&v, src + 2 * i, 2);
+            out[i] = (float)((double)v / gain); /* as read_signals_locked rounds */
+        }
+    } else if (src != (const unsigned char *)out) {
+        memcpy(out, src, want);
     }
-    *out = t;
+    direct_records++;
+    return 0;
+}
+
+int ewb_dataset_read_into(ewb_dataset *ds, int64_t start, int64_t count, float *out, ewb_chunk_scratch *s) {
+    const char *op = "dataset_read";
+    if (!out || !s) return ewb_error("%s: out or scratch is NULL", op);
+    ewb_h5_enter();
+    int rc = check_range(op, ds, start, count);
+    if (rc == 0 && ds->direct == 0) direct_setup(ds);
+    if (rc != 0 || ds->direct < 0) {
+        if (rc == 0) rc = read_signals_locked(op, ds, start, count, out);
+        return ewb_h5_leave(rc);
+    }
+    ewb_h5_leave(0);
+    int64_t per = ds->leads * ds->samples;
+    for (int64_t r = start; r < start + count; r++) {
+        float *dst = out + (r - start) * per;
+        size_t nraw = 0;
+        ewb_h5_enter();
+        rc = read_chunk_locked(ds, r, s, &nraw);
+        if (rc == 1) rc = read_signals_locked(op, ds, r, 1, dst) == 0 ? 1 : -1;
+        ewb_h5_leave(0);
+        if (rc < 0) return -1;
+        if (rc == 0) EWB_TRY(ewb_dataset_decode_chunk(ds, r, s->raw, nraw, dst, s));
+    }
     return 0;
 }
 
 int ewb_dataset_read(ewb_dataset *ds, int64_t start, int64_t count, ewb_tensor **out) {
+    if (!out) return ewb_error("dataset_read: out pointer is NULL");
+    *out = NULL;
     ewb_h5_enter();
-    return ewb_h5_leave(read_locked(ds, start, count, out));
+    int64_t shape[3] = {count, ds ? ds->leads : 0, ds ? ds->samples : 0};
+    if (ewb_h5_leave(check_range("dataset_read", ds, start, count)) != 0) return -1;
+    ewb_tensor *t = ewb_empty(EWB_DTYPE_F32, 3, shape);
+    if (!t) return -1;
+    ewb_chunk_scratch s = {0};
+    int rc = ewb_dataset_read_into(ds, start, count, ewb_f32(t), &s);
+    ewb_chunk_scratch_free(&s);
+    if (rc != 0) {
+        ewb_tensor_free(t);
+        return -1;
+    }
+    *out = t;
+    return 0;
 }
 
 static int read_labels_locked(ewb_dataset *ds, int64_t start, int64_t count, ewb_tensor **out) {

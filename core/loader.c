@@ -29,12 +29,16 @@
  * Reading. Only signals are read per batch: labels, age, sex, patient_id and
  * split are read once at creation. A batch's records are sorted and runs of
  * consecutive record numbers are read with one call (an unshuffled loader
- * reads a whole batch at once). The dataset layer holds the HDF5 mutex, so
- * reads (and their deflate decompression) are serialised; augmentation and
- * assembly run in parallel.
+ * reads a whole batch at once) into the worker's own buffer, where they are
+ * augmented in place. The dataset layer holds the single HDF5 mutex only
+ * while it copies a record's stored chunk; inflating, unshuffling and int16
+ * conversion run on the worker without it (ewb_dataset_read_into, see
+ * core/dataset_internal.h), so workers decompress in parallel. Layouts that
+ * path does not handle are read with H5Dread under the mutex.
  */
 #define _GNU_SOURCE /* sincosf */
 #include "internal.h"
+#include "dataset_internal.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -391,8 +395,9 @@ static int cmp_rec(const void *a, const void *b) {
 
 typedef struct worker_buf {
     pos_rec *pr;        /* B */
-    float *x;           /* (leads, samples) */
+    float *x;           /* (leads, samples) for in-memory sources; (B, leads, samples) for datasets */
     float *tmp;         /* samples */
+    ewb_chunk_scratch sc;
 } worker_buf;
 
 /* gathers m elements of size esz from rows idx of src (row = esz * rowlen bytes) */
@@ -421,14 +426,9 @@ static int make_batch(ewb_loader *ld, worker_buf *w, int64_t epoch, int64_t m, e
         for (int64_t k = 0; k < m;) {
             int64_t e = k + 1;
             while (e < m && w->pr[e].rec == w->pr[e - 1].rec + 1) e++;
-            ewb_tensor *run = NULL;
-            if (ewb_dataset_read(ld->ds, w->pr[k].rec, e - k, &run) != 0) goto fail;
-            const float *rx = ewb_f32(run);
-            for (int64_t j = k; j < e; j++) {
-                memcpy(w->x, rx + (j - k) * rowlen, (size_t)rowlen * sizeof(float));
-                process_record(ld, w->x, epoch, w->pr[j].rec, out_x + w->pr[j].pos * outlen, w->tmp);
-            }
-            ewb_tensor_free(run);
+            if (ewb_dataset_read_into(ld->ds, w->pr[k].rec, e - k, w->x, &w->sc) != 0) goto fail;
+            for (int64_t j = k; j < e; j++)
+                process_record(ld, w->x + (j - k) * rowlen, epoch, w->pr[j].rec, out_x + w->pr[j].pos * outlen, w->tmp);
             k = e;
         }
         if (ld->nlabels > 0 || ld->labels) {
@@ -476,7 +476,7 @@ static void worker(void *arg) {
     ewb_loader *ld = arg;
     worker_buf w = {0};
     w.pr = malloc((size_t)ld->B * sizeof *w.pr);
-    w.x = malloc((size_t)(ld->leads * ld->samples) * sizeof(float));
+    w.x = malloc((size_t)((ld->ds ? ld->B : 1) * ld->leads * ld->samples) * sizeof(float));
     w.tmp = malloc((size_t)ld->samples * sizeof(float));
     int oom = !w.pr || !w.x || !w.tmp;
     /* nice 19 for this thread only (Linux): the compute threads keep the
@@ -527,6 +527,7 @@ static void worker(void *arg) {
     free(w.pr);
     free(w.x);
     free(w.tmp);
+    ewb_chunk_scratch_free(&w.sc);
 }
 
 /* ---------------- creation ---------------- */

@@ -3,11 +3,20 @@
  * stored (queried from the dataset creation property list), UTF-8 strings,
  * files in the layout made by plain HDF5 calls (integer ids, no reports),
  * named label sets, concurrent readers, and clear errors for wrong shapes and dtypes, missing
- * datasets and files, truncated and corrupt files. */
+ * datasets and files, truncated and corrupt files.
+ * Direct chunk reads (core/dataset_internal.h): on every layout the same
+ * floats, bit for bit, as H5Dread (ECGWB_H5_DIRECT=0): f32 and int16,
+ * deflate with and without shuffle, shuffle alone, no filter, the filters in
+ * the other order; the layouts it must leave to H5Dread (Fletcher32,
+ * contiguous, two records per chunk, int32, big-endian, a chunk whose
+ * filter mask skips the shuffle) do take H5Dread; a chunk with flipped bytes
+ * and a truncated chunk are errors naming the file and the record. */
 #include "check.h"
+#include "../core/dataset_internal.h"
 #include <hdf5.h>
 #include <pthread.h>
 #include <unistd.h>
+#include <zlib.h>
 
 static char path[256], path2[256];
 
@@ -496,6 +505,222 @@ static void threads(void) {
     ewb_tensor_free(shared_x);
 }
 
+/* ---------------- direct chunk reads ---------------- */
+
+enum { DN = 9, DL = 12, DS = 500 };
+
+static void direct_values(float *x) { /* smooth plus noise-like, mV */
+    for (int64_t i = 0; i < DN * DL * DS; i++)
+        x[i] = 1.5f * sinf(0.013f * (float)(i % DS) + (float)(i / DS)) + 0.25f * (float)((i * 7919) % 1009) / 1009.0f;
+}
+
+/* an ecgwb dataset of DN records of x, made by the API (uncompressed); then,
+   if dcpl >= 0, `signals` replaced by one of file type ftype with dcpl's
+   layout and filters (as x, or int16 = round(1000 x)) */
+static void write_layout(const char *file, const float *x, int int16, int compression, hid_t ftype, hid_t dcpl) {
+    ewb_dataset_spec sp = {.fs = 500, .leads = DL, .samples = DS, .int16 = int16, .gain = 1000, .compression = compression};
+    int64_t shape[3] = {DN, DL, DS};
+    ewb_tensor *t = NULL;
+    ewb_dataset *ds = NULL;
+    OK(ewb_tensor_new(&t, EWB_DTYPE_F32, 3, shape));
+    memcpy(ewb_tensor_data(t), x, sizeof(float) * DN * DL * DS);
+    OK(ewb_dataset_create(&ds, file, &sp));
+    OK(ewb_dataset_append(ds, &(ewb_dataset_batch){.signals = t}));
+    OK(ewb_dataset_close(ds));
+    ewb_tensor_free(t);
+    if (dcpl < 0) return;
+    hid_t f = H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Ldelete(f, "signals", H5P_DEFAULT);
+    hsize_t dims[3] = {DN, DL, DS}, maxd[3] = {H5S_UNLIMITED, DL, DS};
+    hid_t s = H5Screate_simple(3, dims, H5Pget_layout(dcpl) == H5D_CHUNKED ? maxd : NULL);
+    hid_t d = H5Dcreate2(f, "signals", ftype, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    CHECK(d >= 0, "a signals dataset for the layout");
+    if (int16) {
+        int16_t *q = malloc(sizeof(int16_t) * DN * DL * DS);
+        for (int64_t i = 0; i < DN * DL * DS; i++) q[i] = (int16_t)nearbyint(x[i] * 1000.0);
+        H5Dwrite(d, H5T_NATIVE_INT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, q);
+        free(q);
+    } else {
+        H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x);
+    }
+    const char *an[2] = {"fs", "gain"};
+    double av[2] = {500, 1000};
+    for (int i = 0; i < 1 + int16; i++) {
+        hid_t as = H5Screate(H5S_SCALAR), a = H5Acreate2(d, an[i], H5T_IEEE_F64LE, as, H5P_DEFAULT, H5P_DEFAULT);
+        H5Awrite(a, H5T_NATIVE_DOUBLE, &av[i]);
+        H5Aclose(a);
+        H5Sclose(as);
+    }
+    H5Dclose(d);
+    H5Sclose(s);
+    H5Fclose(f);
+}
+
+/* all records of file, read with direct chunk reads on or off; *ndirect =
+   the records the direct path decoded */
+static float *read_all(const char *file, int direct, int64_t *ndirect) {
+    if (!direct) setenv("ECGWB_H5_DIRECT", "0", 1);
+    ewb_dataset *ds = NULL;
+    int rc = ewb_dataset_open(&ds, file, 0);
+    unsetenv("ECGWB_H5_DIRECT");
+    CHECK(rc == 0, "open %s: %s", file, ewb_last_error());
+    if (rc) return NULL;
+    int64_t before = ewb_dataset_direct_records();
+    ewb_tensor *r = NULL;
+    float *out = NULL;
+    if (ewb_dataset_read(ds, 0, DN, &r) == 0) {
+        out = malloc(sizeof(float) * DN * DL * DS);
+        memcpy(out, ewb_tensor_data(r), sizeof(float) * DN * DL * DS);
+    } else {
+        CHECK(0, "read %s (direct %d): %s", file, direct, ewb_last_error());
+    }
+    *ndirect = ewb_dataset_direct_records() - before;
+    ewb_tensor_free(r);
+    ewb_dataset_close(ds);
+    return out;
+}
+
+enum { F_SHUF = 1, F_DEFL = 2, F_DEFL_FIRST = 4, F_FLETCHER = 8, F_CONTIG = 16, F_TWO = 32 };
+
+static hid_t make_dcpl(int flags) {
+    hid_t p = H5Pcreate(H5P_DATASET_CREATE);
+    if (flags & F_CONTIG) return p;
+    hsize_t chunk[3] = {flags & F_TWO ? 2 : 1, DL, DS};
+    H5Pset_chunk(p, 3, chunk);
+    if (flags & F_FLETCHER) H5Pset_fletcher32(p);
+    if (flags & F_DEFL_FIRST) H5Pset_deflate(p, 4);
+    if (flags & F_SHUF) H5Pset_shuffle(p);
+    if ((flags & F_DEFL) && !(flags & F_DEFL_FIRST)) H5Pset_deflate(p, 4);
+    return p;
+}
+
+static void direct_layouts(void) {
+    float *x = malloc(sizeof(float) * DN * DL * DS), *want = malloc(sizeof(float) * DN * DL * DS);
+    direct_values(x);
+    struct { const char *what; int int16, compression, flags; hid_t ftype; int direct; } cases[] = {
+        {"f32, the default layout (shuffle + deflate) from the API", 0, -1, -1, 0, 1},
+        {"int16, the default layout from the API", 1, -1, -1, 0, 1},
+        {"f32, chunked without filters from the API", 0, 0, -1, 0, 1},
+        {"int16, chunked without filters from the API", 1, 0, -1, 0, 1},
+        {"f32, deflate without shuffle", 0, 0, F_DEFL, H5T_IEEE_F32LE, 1},
+        {"int16, deflate without shuffle", 1, 0, F_DEFL, H5T_STD_I16LE, 1},
+        {"f32, shuffle alone", 0, 0, F_SHUF, H5T_IEEE_F32LE, 1},
+        {"int16, deflate then shuffle (the other order)", 1, 0, F_SHUF | F_DEFL_FIRST, H5T_STD_I16LE, 1},
+        {"f32, deflate then shuffle (the other order)", 0, 0, F_SHUF | F_DEFL_FIRST, H5T_IEEE_F32LE, 1},
+        {"f32, shuffle + deflate + Fletcher32 (H5Dread)", 0, 0, F_SHUF | F_DEFL | F_FLETCHER, H5T_IEEE_F32LE, 0},
+        {"f32, contiguous (H5Dread)", 0, 0, F_CONTIG, H5T_IEEE_F32LE, 0},
+        {"f32, two records per chunk (H5Dread)", 0, 0, F_SHUF | F_DEFL | F_TWO, H5T_IEEE_F32LE, 0},
+        {"int32 (H5Dread)", 1, 0, F_SHUF | F_DEFL, H5T_STD_I32LE, 0},
+        {"f32 big-endian (H5Dread)", 0, 0, F_SHUF | F_DEFL, H5T_IEEE_F32BE, 0},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        hid_t p = cases[c].flags >= 0 ? make_dcpl(cases[c].flags) : -1;
+        write_layout(path2, x, cases[c].int16, cases[c].compression, cases[c].ftype, p);
+        if (p >= 0) H5Pclose(p);
+        for (int64_t i = 0; i < DN * DL * DS; i++) want[i] = cases[c].int16 ? (float)(nearbyint(x[i] * 1000.0) / 1000.0) : x[i];
+        int64_t nd_on = -1, nd_off = -1;
+        float *on = read_all(path2, 1, &nd_on), *off = read_all(path2, 0, &nd_off);
+        CHECK(on && off && !memcmp(on, off, sizeof(float) * DN * DL * DS), "%s: direct reads equal H5Dread bit for bit", cases[c].what);
+        CHECK(off && !memcmp(off, want, sizeof(float) * DN * DL * DS), "%s: the values written", cases[c].what);
+        CHECK(nd_on == (cases[c].direct ? DN : 0) && nd_off == 0, "%s: %lld records by the direct path (ECGWB_H5_DIRECT=0: %lld)",
+              cases[c].what, (long long)nd_on, (long long)nd_off);
+        free(on);
+        free(off);
+    }
+
+    /* a chunk whose filter mask says the shuffle was skipped: record 3 stored deflated only */
+    hid_t p = make_dcpl(F_SHUF | F_DEFL);
+    write_layout(path2, x, 0, 0, H5T_IEEE_F32LE, p);
+    H5Pclose(p);
+    hid_t f = H5Fopen(path2, H5F_ACC_RDWR, H5P_DEFAULT), d = H5Dopen2(f, "signals", H5P_DEFAULT);
+    uLongf zn = compressBound(sizeof(float) * DL * DS);
+    unsigned char *z = malloc(zn);
+    CHECK(compress2(z, &zn, (const Bytef *)(x + 3 * DL * DS), sizeof(float) * DL * DS, 4) == Z_OK, "deflate record 3");
+    hsize_t off3[3] = {3, 0, 0};
+    CHECK(H5Dwrite_chunk(d, H5P_DEFAULT, 1u /* filter 0, the shuffle, skipped */, off3, zn, z) >= 0, "H5Dwrite_chunk");
+    free(z);
+    H5Dclose(d);
+    H5Fclose(f);
+    int64_t nd_on = -1, nd_off = -1;
+    float *on = read_all(path2, 1, &nd_on), *off = read_all(path2, 0, &nd_off);
+    CHECK(on && off && !memcmp(on, x, sizeof(float) * DN * DL * DS) && !memcmp(off, x, sizeof(float) * DN * DL * DS),
+          "a chunk with the shuffle skipped reads right both ways");
+    CHECK(nd_on == DN - 1, "the skipped-filter chunk takes H5Dread, the others the direct path: %lld direct", (long long)nd_on);
+    free(on);
+    free(off);
+    free(x);
+    free(want);
+}
+
+/* flipped bytes in a stored chunk, and a truncated chunk: clear errors */
+static void direct_corrupt(void) {
+    float *x = malloc(sizeof(float) * DN * DL * DS);
+    direct_values(x);
+    for (int int16 = 0; int16 <= 1; int16++) {
+        write_layout(path2, x, int16, -1, 0, -1);
+        hid_t f = H5Fopen(path2, H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(f, "signals", H5P_DEFAULT);
+        hsize_t coord[3] = {4, 0, 0}, size = 0;
+        haddr_t addr = 0;
+        unsigned mask = 0;
+        CHECK(H5Dget_chunk_info_by_coord(d, coord, &mask, &addr, &size) >= 0 && size > 64, "the chunk of record 4");
+        H5Dclose(d);
+        H5Fclose(f);
+        FILE *fp = fopen(path2, "r+b");
+        unsigned char bytes[16];
+        fseek(fp, (long)(addr + size / 2), SEEK_SET);
+        CHECK(fread(bytes, 1, sizeof bytes, fp) == sizeof bytes, "read chunk bytes");
+        for (int i = 0; i < 16; i++) bytes[i] ^= 0xA5;
+        fseek(fp, (long)(addr + size / 2), SEEK_SET);
+        fwrite(bytes, 1, sizeof bytes, fp);
+        fclose(fp);
+
+        ewb_dataset *ds = NULL;
+        ewb_tensor *r = NULL;
+        OK(ewb_dataset_open(&ds, path2, 0));
+        OK(ewb_dataset_read(ds, 0, 4, &r));
+        int64_t bad = r ? 0 : 1;
+        for (int64_t i = 0; r && i < 4 * DL * DS; i++)
+            bad += ewb_f32(r)[i] != (int16 ? (float)(nearbyint(x[i] * 1000.0) / 1000.0) : x[i]);
+        CHECK(bad == 0, "records before the damage read: %lld wrong values", (long long)bad);
+        ewb_tensor_free(r);
+        r = NULL;
+        FAILS(ewb_dataset_read(ds, 2, 5, &r), "record 4: corrupt chunk ("); /* zlib's error, or the wrong size */
+        CHECK(strstr(ewb_last_error(), path2) && r == NULL, "the error names the file: %s", ewb_last_error());
+
+        /* the stored chunk of record 2, decoded whole and cut short */
+        ewb_chunk_scratch s = {0};
+        size_t n = 0;
+        float *rec = malloc(sizeof(float) * DL * DS);
+        OK(ewb_dataset_read_chunk(ds, 2, &s, &n));
+        OK(ewb_dataset_decode_chunk(ds, 2, s.raw, n, rec, &s));
+        bad = 0;
+        for (int64_t i = 0; i < DL * DS; i++) {
+            float v = x[2 * DL * DS + i];
+            bad += rec[i] != (int16 ? (float)(nearbyint(v * 1000.0) / 1000.0) : v);
+        }
+        CHECK(bad == 0, "record 2 decoded: %lld wrong values", (long long)bad);
+        FAILS(ewb_dataset_decode_chunk(ds, 2, s.raw, n - 9, rec, &s), "record 2: corrupt chunk (truncated");
+        FAILS(ewb_dataset_decode_chunk(ds, 2, s.raw, n / 2, rec, &s), "record 2: corrupt chunk (truncated");
+        FAILS(ewb_dataset_decode_chunk(ds, 2, s.raw, 0, rec, &s), "record 2: corrupt chunk");
+        unsigned char *junk = malloc(n);
+        memset(junk, 0x5a, n);
+        FAILS(ewb_dataset_decode_chunk(ds, 2, junk, n, rec, &s), "record 2: corrupt chunk (zlib: incorrect header check");
+        free(junk);
+        free(rec);
+        ewb_chunk_scratch_free(&s);
+        FAILS(ewb_dataset_read_chunk(ds, DN, &s, &n), "out of range");
+        ewb_dataset_close(ds);
+
+        /* the same damage through H5Dread: an error too, not a crash */
+        setenv("ECGWB_H5_DIRECT", "0", 1);
+        OK(ewb_dataset_open(&ds, path2, 0));
+        unsetenv("ECGWB_H5_DIRECT");
+        FAILS(ewb_dataset_read(ds, 2, 5, &r), "cannot read records [2, 7)");
+        ewb_dataset_close(ds);
+    }
+    free(x);
+}
+
 int main(void) {
     snprintf(path, sizeof path, "/tmp/ewb_test_dataset_%d.h5", (int)getpid());
     snprintf(path2, sizeof path2, "/tmp/ewb_test_dataset_%d_b.h5", (int)getpid());
@@ -505,6 +730,8 @@ int main(void) {
     label_sets();
     errors();
     threads();
+    direct_layouts();
+    direct_corrupt();
     unlink(path);
     unlink(path2);
     return check_report();

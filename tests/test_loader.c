@@ -7,8 +7,13 @@
  * workers are blocked on a full prefetch window, a worker's read error
  * reported by next(), clear errors at creation, and the libuv hookup:
  * uv_async_send from the workers wakes a loop that takes batches without
- * blocking. The augmentations are tested in tests/test_loader.lua. */
+ * blocking. Direct chunk reads (decompression outside the HDF5 lock, see
+ * core/dataset_internal.h): batches bit-identical to the H5Dread path
+ * (ECGWB_H5_DIRECT=0) on deflated f32 and int16 files, with and without the
+ * shuffle filter, at 1 to 3 workers. The augmentations are tested in
+ * tests/test_loader.lua. */
 #include "check.h"
+#include "../core/dataset_internal.h"
 #include <hdf5.h>
 #include <unistd.h>
 #include <uv.h>
@@ -267,7 +272,7 @@ static void test_worker_error(void) {
     if (rc < 0) {
         failed = 1;
         CHECK(strstr(ewb_last_error(), "loader: epoch 0, batch 4: ") && strstr(ewb_last_error(), bad) &&
-              strstr(ewb_last_error(), "[20, 25)"),
+              strstr(ewb_last_error(), "record 20: corrupt chunk"),
               "a worker's error names the batch and the file: '%s'", ewb_last_error());
         CHECK(ewb_loader_next(ld, &b) == -1, "the error stays");
     }
@@ -316,6 +321,110 @@ static void test_uv_async(void) {
     uv_loop_close(&loop);
 }
 
+/* ---------------- direct chunk reads against H5Dread ---------------- */
+
+enum { DN = 40, DL = 12, DS = 1000, DB = 8, DEPOCHS = 2 };
+
+/* an ecgwb dataset of DN records (f32 or int16 at gain 1000), in the default
+   layout, or with `signals` rewritten deflate-only (no shuffle) */
+static void make_deflated(const char *file, int int16, int shuffle) {
+    ewb_dataset_spec sp = {.fs = 500, .leads = DL, .samples = DS, .int16 = int16, .gain = 1000, .compression = -1};
+    int64_t shape[3] = {DN, DL, DS};
+    ewb_tensor *x = NULL;
+    ewb_dataset *ds = NULL;
+    OK(ewb_tensor_new(&x, EWB_DTYPE_F32, 3, shape));
+    float *p = ewb_tensor_data(x);
+    for (int64_t i = 0; i < DN * DL * DS; i++)
+        p[i] = 1.2f * sinf(0.02f * (float)(i % DS) + 0.7f * (float)(i / DS)) + 0.1f * (float)((i * 7919) % 997) / 997.0f;
+    OK(ewb_dataset_create(&ds, file, &sp));
+    OK(ewb_dataset_append(ds, &(ewb_dataset_batch){.signals = x}));
+    OK(ewb_dataset_close(ds));
+    if (!shuffle) {
+        hid_t f = H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT), pl = H5Pcreate(H5P_DATASET_CREATE);
+        hsize_t dims[3] = {DN, DL, DS}, maxd[3] = {H5S_UNLIMITED, DL, DS}, chunk[3] = {1, DL, DS};
+        H5Pset_chunk(pl, 3, chunk);
+        H5Pset_deflate(pl, 4);
+        H5Ldelete(f, "signals", H5P_DEFAULT);
+        hid_t s = H5Screate_simple(3, dims, maxd);
+        hid_t d = H5Dcreate2(f, "signals", int16 ? H5T_STD_I16LE : H5T_IEEE_F32LE, s, H5P_DEFAULT, pl, H5P_DEFAULT);
+        if (int16) {
+            int16_t *q = malloc(sizeof(int16_t) * DN * DL * DS);
+            for (int64_t i = 0; i < DN * DL * DS; i++) q[i] = (int16_t)nearbyint(p[i] * 1000.0);
+            H5Dwrite(d, H5T_NATIVE_INT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, q);
+            free(q);
+        } else {
+            H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, p);
+        }
+        double av[2] = {500, 1000};
+        const char *an[2] = {"fs", "gain"};
+        for (int i = 0; i < 1 + int16; i++) {
+            hid_t as = H5Screate(H5S_SCALAR), a = H5Acreate2(d, an[i], H5T_IEEE_F64LE, as, H5P_DEFAULT, H5P_DEFAULT);
+            H5Awrite(a, H5T_NATIVE_DOUBLE, &av[i]);
+            H5Aclose(a);
+            H5Sclose(as);
+        }
+        H5Dclose(d);
+        H5Sclose(s);
+        H5Pclose(pl);
+        H5Fclose(f);
+    }
+    ewb_tensor_free(x);
+}
+
+/* every batch's signals of a shuffled loader over DEPOCHS epochs, concatenated */
+static float *all_batches(const char *file, int threads, int direct, const ewb_loader_aug *augs, int naug, int64_t *nfloats) {
+    ewb_loader_spec sp = {.file = file, .batch_size = DB, .shuffle = 1, .seed = 11, .epochs = DEPOCHS, .threads = threads,
+                          .augs = augs, .naug = naug};
+    if (!direct) setenv("ECGWB_H5_DIRECT", "0", 1);
+    ewb_loader *ld = NULL;
+    int rc = ewb_loader_new(&ld, &sp);
+    unsetenv("ECGWB_H5_DIRECT");
+    CHECK(rc == 0, "loader on %s: %s", file, ewb_last_error());
+    if (rc) return NULL;
+    float *all = malloc(sizeof(float) * DEPOCHS * DN * DL * DS);
+    int64_t n = 0;
+    ewb_loader_batch b;
+    while ((rc = ewb_loader_next(ld, &b)) == 0) {
+        int64_t k = ewb_tensor_numel(b.signals);
+        memcpy(all + n, ewb_tensor_data(b.signals), sizeof(float) * (size_t)k);
+        n += k;
+        ewb_loader_batch_free(&b);
+    }
+    CHECK(rc == 1, "loader ends cleanly: %s", ewb_last_error());
+    OK(ewb_loader_close(ld));
+    *nfloats = n;
+    return all;
+}
+
+static void test_direct_reads(void) {
+    char file[300];
+    snprintf(file, sizeof file, "%s.direct.h5", path);
+    ewb_loader_aug augs[2] = {{.kind = EWB_AUG_CROP, .length = 700}, {.kind = EWB_AUG_NOISE, .sigma = 0.05}};
+    for (int int16 = 0; int16 <= 1; int16++)
+        for (int shuffle = 1; shuffle >= 0; shuffle--) {
+            make_deflated(file, int16, shuffle);
+            for (int naug = 0; naug <= 2; naug += 2) {
+                int64_t nref = 0, n = 0;
+                int64_t before = ewb_dataset_direct_records();
+                float *ref = all_batches(file, 1, 0, augs, naug, &nref);
+                CHECK(ewb_dataset_direct_records() == before, "ECGWB_H5_DIRECT=0 reads with H5Dread");
+                CHECK(nref == DEPOCHS * DN * DL * (naug ? 700 : DS), "all records, both epochs");
+                for (int threads = 1; threads <= 3; threads++) {
+                    before = ewb_dataset_direct_records();
+                    float *got = all_batches(file, threads, 1, augs, naug, &n);
+                    int64_t direct = ewb_dataset_direct_records() - before;
+                    CHECK(ref && got && n == nref && !memcmp(ref, got, sizeof(float) * (size_t)n),
+                          "%s, %s, %s, %d workers: the same batches as H5Dread, bit for bit", int16 ? "int16" : "f32",
+                          shuffle ? "shuffle + deflate" : "deflate", naug ? "crop + noise" : "no augmentation", threads);
+                    CHECK(direct == DEPOCHS * DN, "every record by the direct path: %lld of %d", (long long)direct, DEPOCHS * DN);
+                    free(got);
+                }
+                free(ref);
+            }
+        }
+    remove(file);
+}
+
 int main(void) {
     const char *tmp = getenv("TMPDIR");
     snprintf(path, sizeof path, "%s/ecgwb_test_loader_%d.h5", tmp ? tmp : "/tmp", (int)getpid());
@@ -326,6 +435,7 @@ int main(void) {
     test_errors();
     test_worker_error();
     test_uv_async();
+    test_direct_reads();
     remove(path);
     return check_report();
 }
