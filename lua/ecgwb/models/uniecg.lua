@@ -169,8 +169,9 @@ function UniECG:condition(emb, meta)
                                  exclude = meta.exclude }
 end
 
--- x0 of the latent predicted by the model output at per-row timesteps t (B) i64
-local function predict_x0(D, out, xt, t)
+-- x0 of the latent predicted by the model output at per-row timesteps t (B)
+-- i64 -> x0 (B, C, L), alpha_bar_t (B)
+function M.predict_x0(D, out, xt, t)
   local ab = wb.tensor(D.alphas_cumprod):index_select(1, t)     -- (B)
   local sa = ab:sqrt():view(-1, 1, 1)
   local s1 = (ab * -1 + 1):sqrt():view(-1, 1, 1)
@@ -192,7 +193,7 @@ function UniECG:generator_loss(b, o)
   local loss, info = self.D:loss(self.unet, b.z0, cond, { p_uncond = o.p_uncond or 0.1 })
   local parts = { diffusion = loss:item() }
   if self.sediff.decoder then
-    local x0z, ab = predict_x0(self.D, info.out, info.x_t, info.t)
+    local x0z, ab = M.predict_x0(self.D, info.out, info.x_t, info.t)
     local rows, abt = {}, ab:totable()
     for i, a in ipairs(abt) do if a > 0.5 then rows[#rows + 1] = i - 1 end end
     local x0 = nil
@@ -269,7 +270,9 @@ function UniECG:respond(req)
   end
   local x, ev = self:prepare(ecg, req.fs or 500)
   local prompt = L.prompt { evidence = ev[1], question = kind == "question" and req.text or nil }
-  local text = self.lm:generate(x, { prompt = prompt, greedy = true, max_new_tokens = req.max_new_tokens or 110 })[1]
+  local room = self.lm.lm.cfg.block_size - self.lm.cfg.prefix_tokens - (self.lm.cfg.global_token and 1 or 0)
+      - self.lm.tok:encode(prompt, { bos = true }):numel()
+  local text = self.lm:generate(x, { prompt = prompt, greedy = true, max_new_tokens = math.min(req.max_new_tokens or 110, room) })[1]
   return { kind = kind == "question" and "answer" or "report", text = text, evidence = ev[1] }
 end
 

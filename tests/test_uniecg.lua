@@ -1,0 +1,106 @@
+-- test_uniecg.lua: the unified model of recipes/two_stage.lua
+-- (lua/ecgwb/models/uniecg.lua) at toy size: the <gen> states do not depend
+-- on padding, the condition space is centred and normalised, x0 is recovered
+-- from the true noise, the generator loss has the parts its switches ask for
+-- and trains, the alignment head learns, and respond() routes requests.
+local T = dofile("tests/check.lua")
+local wb = require "ecgwb"
+local L = require "ecgwb.models.ecg_lm"
+local U = require "ecgwb.models.uniecg"
+
+wb.manual_seed(5)
+local reports = { "Sinus bradycardia at 50 bpm.", "Sinus tachycardia at 120 bpm.", "Atrial fibrillation, rate 90/min.",
+                  "Left bundle branch block." }
+local tok = L.train_tokenizer(reports, 300)
+local lm = L.EcgLM({
+  encoder = { base = "tiny", n_conv = 3, conv_channels = 16, d_model = 32, layers = 1, ffn = 64, heads = 2,
+              pos_kernel = 4, pos_groups = 2 },
+  lm = "tiny", lm_over = { n_layer = 1, n_head = 2, n_embd = 32, block_size = 160 }, prefix_tokens = 4,
+}, tok)
+local tiny = { gen_tokens = 2, align_hidden = 32, unet_channels = 8, unet = "tiny", vae = "tiny",
+               sediff = { dim = 16, hidden = 32, k = 2, beat_len = 32 }, sample_steps = 3, fs_model = 100, samples = 512 }
+local uni = U.UniECG(tiny, lm)
+uni:freeze_lm()
+T.ok(#lm:parameters() > 0 and not lm:parameters()[1].requires_grad, "freeze_lm leaves the LM without gradients")
+
+-- <gen> states: the last K positions whatever the padding
+local reqs = { "Generate an ECG showing atrial fibrillation at 110 bpm.", "Create an ECG with LBBB." }
+local both = uni:gen_states(reqs)
+T.ok(both:size(1) == 2 and both:size(2) == 2 * 32, "gen_states (2, K * Dl)")
+T.close(both:select(1, 2), uni:gen_states({ reqs[2] }):select(1, 1), 1e-4, "left padding does not change the <gen> states")
+
+-- the condition space
+T.fails(function() uni:text_embedding(reports) end, "set_center(training texts) first")
+uni:set_center(reports)
+local e = uni:text_embedding(reports)
+T.close(e:square():sum(2), wb.ones(4), 1e-5, "text embeddings have unit norm")
+local raw = uni:text_embedding({ reports[1] })
+T.close(raw, e:narrow(1, 1, 1), 1e-4, "one text alone embeds as in a batch")
+
+-- x0 from the true noise at any timestep
+do
+  local x0, noise, t = wb.randn(3, 4, 16), wb.randn(3, 4, 16), wb.tensor({ 0, 500, 999 }, "i64")
+  local xt = uni.D:q_sample(x0, t, noise)
+  local got, ab = U.predict_x0(uni.D, noise, xt, t)
+  T.close(got, x0, 1e-3, "predict_x0 with the true eps")
+  T.close(ab, wb.tensor { uni.D.alphas_cumprod[1], uni.D.alphas_cumprod[501], uni.D.alphas_cumprod[1000] }, 1e-6, "alpha_bar per row")
+end
+
+-- the generator loss: parts by switch, and it trains
+local N = 4
+local x = wb.sim.batch({ fs = 102.4, seconds = 5, hr = 70, seed = 1, index = 0 }, N).ecg      -- (4, 12, 512)
+local t0 = wb.now()
+local tm, _, valid = require("ecgwb.models.sediff").record_templates(x, 102.4, 32)
+uni.sediff:set_bank(e)
+local function batch()
+  return { z0 = wb.no_grad(function() return uni.vae:latent(x) end), emb = e,
+           age = wb.full({ N }, 60), sex = wb.ones(N), hr = wb.full({ N }, 70), templates = tm, valid = valid }
+end
+local params = uni.unet:parameters()
+for _, p in ipairs(uni.sediff:parameters()) do params[#params + 1] = p end
+local opt = wb.optim.AdamW(params, { lr = 2e-3, weight_decay = 0 })
+local first, last
+for step = 1, 15 do
+  local loss, parts = uni:generator_loss(batch(), { p_uncond = 0 })
+  T.ok(loss:item() == loss:item(), "finite loss at step " .. step)
+  if step == 1 then
+    T.ok(parts.diffusion and parts.template, "prior on: diffusion and template parts")
+    first = parts.template
+  end
+  opt:zero_grad(); loss:backward(); opt:step()
+  last = parts.template
+end
+print(string.format("generator steps: %.1f s", wb.now() - t0))
+T.ok(last < first, string.format("the beat decoder's template loss falls: %.4f -> %.4f", first, last))
+local off = U.UniECG({ gen_tokens = 2, align_hidden = 32, unet_channels = 8, unet = "tiny", vae = "tiny",
+                       sediff = { dim = 16, hidden = 32, prior = false, retrieval = false, beat_len = 32 } }, lm)
+off:set_center(reports)
+local b = batch()
+b.templates, b.valid = nil, nil
+local _, parts = off:generator_loss(b)
+T.ok(parts.diffusion and not parts.template and not parts.consistency, "prior off: the diffusion loss alone")
+T.ok(off.sediff:num_tokens() < uni.sediff:num_tokens(), "retrieval off: fewer condition tokens")
+
+-- alignment: the head learns to map requests onto their reports
+local st, tg = uni:gen_states(reqs), e:narrow(1, 3, 2)
+local aopt = wb.optim.AdamW(uni.align:parameters(), { lr = 1e-2 })
+local a0 = wb.losses.align_mse(uni:aligned(st), tg):item()
+for _ = 1, 100 do
+  local l = wb.losses.align_mse(uni:aligned(st), tg)
+  aopt:zero_grad(); l:backward(); aopt:step()
+end
+local a1 = wb.losses.align_mse(uni:aligned(st), tg):item()
+T.ok(a1 < 0.1 * a0, string.format("alignment loss %.4f -> %.4f", a0, a1))
+
+-- respond routes the request
+local g = uni:respond { text = "Generate an ECG showing atrial fibrillation at 110 bpm", seed = 1 }
+T.ok(g.kind == "ecg" and g.ecg:size(1) == 12 and g.ecg:size(2) == 512 and g.fs == 102.4, "a generation request returns an ECG")
+local ecg = wb.sim.ecg { fs = 500, seconds = 4, seed = 2 }
+local r = uni:respond { ecg = ecg, fs = 500, max_new_tokens = 8 }
+T.ok(r.kind == "report" and type(r.text) == "string" and r.evidence:find("Measured: HR", 1, true), "an ECG gets a report")
+T.ok(uni:respond({ ecg = ecg, fs = 500, text = "Is the QRS wide?", max_new_tokens = 8 }).kind == "answer", "a question gets an answer")
+T.fails(function() uni:respond { text = "hello" } end, "does not ask to generate one")
+T.fails(function() uni:respond { ecg = wb.zeros(3, 100) } end, "ecg must be (12, L)")
+T.fails(function() U.UniECG({}, {}) end, "needs the stage-1 EcgLM")
+T.fails(function() U.UniECG({ unett = 1 }, lm) end, "unknown config key 'unett'")
+T.done()
