@@ -38,7 +38,8 @@ wb.signal.delineate) and writes the numbers as text the report can cite:
 "Measured: HR 61 bpm, RR variability 7%, PR 179 ms, QRS 102 ms, QT 415 ms,
 QTc 417 ms, axis 38 deg." A value outside its reference range (M.ranges: HR
 60-100 bpm, RR variability <= 10%, PR <= 200 ms, QRS < 120 ms, QTc <= 460
-ms, axis -30..90 deg) is flagged, as machine statements do: "HR 45 bpm
+ms, axis -30..90 deg, limb-lead QRS amplitude >= 0.5 mV, measured around
+the R peaks) is flagged, as machine statements do: "HR 45 bpm
 (low)", "PR 236 ms (long)", "axis -45 deg (left)". A value the delineator
 cannot give (NaN, e.g. the PR interval without P waves) is written "PR n/a". L.prompt builds the text
 prompt from the evidence, retrieved reports (RAG) and a question (QA).
@@ -101,7 +102,7 @@ end
 
 -- reference ranges of the evidence flags (adult resting ECG, as machine
 -- statements use them): a value outside gets "(low)", "(high)", ...
-M.ranges = { hr = { 60, 100 }, rr_var = 10, pr = 200, qrs = 120, qtc = 460, axis = { -30, 90 } }
+M.ranges = { hr = { 60, 100 }, rr_var = 10, pr = 200, qrs = 120, qtc = 460, axis = { -30, 90 }, limb_mv = 0.5 }
 
 local function flag(x, lo, hi, below, above)
   if x == nil or x ~= x then return "" end
@@ -110,20 +111,46 @@ local function flag(x, lo, hi, below, above)
   return ""
 end
 
+-- the QRS amplitude of the limb leads (mV): per lead (I, II, III, aVR, aVL,
+-- aVF) the median over beats of the peak-to-peak within 60 ms of the R
+-- peak, then the largest over the leads
+local function limb_qrs_mv(x, peaks, fs)
+  local L, pk = x:size(2), peaks:totable()
+  if #pk == 0 then return 0 / 0 end
+  local v, w, best = x:narrow(1, 1, 6):contiguous():totable(), math.floor(0.06 * fs + 0.5), 0
+  for lead = 0, 5 do
+    local amps = {}
+    for _, r in ipairs(pk) do
+      local lo, hi = math.huge, -math.huge
+      for t = math.max(0, r - w), math.min(L - 1, r + w) do
+        local y = v[lead * L + t + 1]
+        if y < lo then lo = y end
+        if y > hi then hi = y end
+      end
+      amps[#amps + 1] = hi - lo
+    end
+    table.sort(amps)
+    best = math.max(best, amps[math.floor((#amps + 1) / 2)])
+  end
+  return best
+end
+
 -- the measurement sentence of one record x (12, L) at fs Hz
 local function evidence1(x, fs)
   local ok, m = pcall(wb.signal.delineate, x, fs)
   local peaks, hr = wb.signal.rpeaks(x, fs)
+  local limb = limb_qrs_mv(x, peaks, fs)
   local rv = 0 / 0
   if peaks:numel() >= 3 then rv = wb.signal.rhythm(peaks, fs).cv * 100 end
   if not ok then m = {} end
   if m.hr and m.hr == m.hr then hr = m.hr end
   local R = M.ranges
-  return string.format("Measured: HR %s bpm%s, RR variability %s%s, PR %s ms%s, QRS %s ms%s, QT %s ms, QTc %s ms%s, axis %s deg%s.",
+  local limb_s = limb == limb and string.format("%.1f", limb) or "n/a"
+  return string.format("Measured: HR %s bpm%s, RR variability %s%s, PR %s ms%s, QRS %s ms%s, QT %s ms, QTc %s ms%s, axis %s deg%s, limb QRS %s mV%s.",
     fmt(hr), flag(hr, R.hr[1], R.hr[2], "low", "high"), fmt(rv, "%"), flag(rv, nil, R.rr_var, "", "irregular"),
     fmt(m.pr), flag(m.pr, nil, R.pr, "", "long"), fmt(m.qrs), flag(m.qrs, nil, R.qrs - 1e-9, "", "wide"),
     fmt(m.qt), fmt(m.qtc_bazett), flag(m.qtc_bazett, nil, R.qtc, "", "long"),
-    fmt(m.axis), flag(m.axis, R.axis[1], R.axis[2], "left", "right"))
+    fmt(m.axis), flag(m.axis, R.axis[1], R.axis[2], "left", "right"), limb_s, flag(limb, R.limb_mv, nil, "low", ""))
 end
 
 -- L.evidence(x, fs): x (12, L) -> string; x (B, 12, L) -> list of B strings
