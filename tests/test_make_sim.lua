@@ -74,6 +74,12 @@ local ok, why = wb.sim.corpus_ok(path, wb.sim.default_corpus_spec)
 T.ok(not ok and why:find("record 1 differs"), "other records are refused: " .. tostring(why))
 wb.sim.default_corpus { path = path }
 T.ok(made == 3 and wb.sim.corpus_ok(path, wb.sim.default_corpus_spec), "and regenerated")
+-- a corpus written by an older simulator (another corpus_version) is refused and regenerated
+wb.h5.write(path, "corpus_version", wb.tensor({ wb.sim.corpus_version - 1 }, "i64"))
+ok, why = wb.sim.corpus_ok(path, wb.sim.default_corpus_spec)
+T.ok(not ok and why:find("older simulator", 1, true), "an older corpus version is refused: " .. tostring(why))
+wb.sim.default_corpus { path = path }
+T.ok(made == 4 and wb.sim.corpus_ok(path, wb.sim.default_corpus_spec), "and regenerated")
 local leftovers = io.popen("ls " .. dir .. " | grep -c 'ecgwb_default_corpus_test.h5.part'"):read("*l")
 T.ok(leftovers == "0", "no partial files left")
 os.remove(path)

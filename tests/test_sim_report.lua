@@ -15,12 +15,16 @@ for i = 0, n - 1 do
   local got = table.concat(sim.parse_report(r.report, { exact = true }), " ")
   local want = table.concat(r.labels, " ")
   for _, l in ipairs(r.labels) do seen[l] = true end
+  if r.report:find("{", 1, true) then
+    bad = bad + 1
+    io.stderr:write("  a placeholder left unfilled: " .. r.report .. "\n")
+  end
   if got ~= want then
     bad = bad + 1
     if bad <= 3 then io.stderr:write("  want [" .. want .. "] got [" .. got .. "]: " .. r.report .. "\n") end
   end
 end
-T.ok(bad == 0, string.format("parse(report(truth)) == labels for %d/%d records", n - bad, n))
+T.ok(bad == 0, string.format("parse(report(truth)) == labels, every placeholder filled, for %d/%d records", n - bad, n))
 local k = 0
 for _ in pairs(seen) do k = k + 1 end
 T.ok(k == #sim.label_names, "the records cover all " .. #sim.label_names .. " labels, got " .. k)

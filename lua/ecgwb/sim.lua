@@ -187,7 +187,7 @@ M.report_order = { "SR", "SBRAD", "STACH", "AFIB", "AFLT", "1AVB", "CLBBB", "CRB
                    "STD_", "INVT", "LVH", "LNGQT", "LAD", "RAD", "LVOLT" }
 
 local function fill(s, v)
-  return (s:gsub("{(%w+)}", function(k) return v[k] ~= nil and tostring(v[k]) or "{" .. k .. "}" end))
+  return (s:gsub("{([%w_]+)}", function(k) return v[k] ~= nil and tostring(v[k]) or "{" .. k .. "}" end))
 end
 
 -- a small deterministic generator (LCG) so reports do not depend on math.random's state
@@ -250,7 +250,7 @@ Interval, "abnormal" and unknown sentences give no label. ]]
 local parse_table
 local function phrase_words(s)
   local w, n = {}, 0
-  for t in s:lower():gsub("{%w+}", " "):gmatch("[%a][%a%-']*") do
+  for t in s:lower():gsub("{[%w_]+}", " "):gmatch("[%a][%a%-']*") do
     if not w[t] then w[t] = true; n = n + 1 end
   end
   return w, n
@@ -264,7 +264,7 @@ local function build_parse_table()
     for _, ph in ipairs(M.phrases[code]) do
       if ph ~= "" then
         local s = ph:gsub("%.$", "")
-        local pat = s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"):gsub("{%w+}", "[%%w%%.:%%-]+")
+        local pat = s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"):gsub("{[%w_]+}", "[%%w%%.:%%-]+")
         local words, n = phrase_words(s)
         rows[#rows + 1] = { code = code, pat = "^" .. pat .. "$", words = words, n = n }
       end
@@ -403,6 +403,10 @@ function M.corpus_record(c, index)
 end
 
 local truth_fields = { "hr", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms", "axis_deg" }
+-- bumped whenever the simulator's records or reports change, so that a saved
+-- corpus made by an older simulator is not reused (corpus_ok); stored in the
+-- file as the dataset corpus_version
+M.corpus_version = 2
 
 function M.make_corpus(o)
   local c = corpus_options(o)
@@ -440,6 +444,7 @@ function M.make_corpus(o)
   if c.progress then io.stderr:write("\n") end
   ds:close()
   for _, k in ipairs(truth_fields) do wb.h5.write(c.out, "truth/" .. k, wb.tensor(truth[k])) end
+  wb.h5.write(c.out, "corpus_version", wb.tensor({ M.corpus_version }, "i64"))
   return c.out, wb.now() - t0
 end
 
@@ -493,6 +498,10 @@ function M.corpus_ok(path, c)
   if ds.n ~= c.n or ds.fs ~= c.fs or ds.samples ~= math.floor(c.fs * c.seconds + 0.5) or #ds.leads ~= 12 then
     return fail(string.format("%d records of %d samples at %g Hz, want %d of %d at %g", ds.n, ds.samples, ds.fs,
       c.n, math.floor(c.fs * c.seconds + 0.5), c.fs))
+  end
+  local okv, ver = pcall(wb.h5.read, path, "corpus_version")
+  if not okv or ver:get(1) ~= M.corpus_version then
+    return fail("made by an older simulator (corpus version " .. (okv and tostring(ver:get(1)) or "1") .. ", now " .. M.corpus_version .. ")")
   end
   local okh, hr = pcall(wb.h5.read, path, "truth/hr")
   if not okh or hr:numel() ~= c.n then return fail("truth/hr missing") end
