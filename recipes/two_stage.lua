@@ -175,7 +175,7 @@ local z_tr = wb.no_grad(function()
 end)
 local tmpl, valid
 if cfg.prior then tmpl, _, valid = sd.record_templates(xg_tr, c.fs_gen, uni.sediff.cfg.beat_len) end
-if cfg.retrieval then uni.sediff:set_bank(teacher) end
+if cfg.retrieval then uni:set_bank(teacher) end
 local student = wb.no_grad(function() return uni:aligned(states) end)  -- (N·R, Dl): the aligned requests
 local gparams = uni.unet:parameters()
 for _, p in ipairs(uni.sediff:parameters()) do gparams[#gparams + 1] = p end

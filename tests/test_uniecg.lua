@@ -51,7 +51,7 @@ local N = 4
 local x = wb.sim.batch({ fs = 102.4, seconds = 5, hr = 70, seed = 1, index = 0 }, N).ecg      -- (4, 12, 512)
 local t0 = wb.now()
 local tm, _, valid = require("ecgwb.models.sediff").record_templates(x, 102.4, 32)
-uni.sediff:set_bank(e)
+uni:set_bank(e)
 local function batch()
   return { z0 = wb.no_grad(function() return uni.vae:latent(x) end), emb = e,
            age = wb.full({ N }, 60), sex = wb.ones(N), hr = wb.full({ N }, 70), templates = tm, valid = valid }
@@ -99,6 +99,21 @@ local ecg = wb.sim.ecg { fs = 500, seconds = 4, seed = 2 }
 local r = uni:respond { ecg = ecg, fs = 500, max_new_tokens = 8 }
 T.ok(r.kind == "report" and type(r.text) == "string" and r.evidence:find("Measured: HR", 1, true), "an ECG gets a report")
 T.ok(uni:respond({ ecg = ecg, fs = 500, text = "Is the QRS wide?", max_new_tokens = 8 }).kind == "answer", "a question gets an answer")
+-- save / load: the same model (condition space, generation, EMA copy)
+do
+  rawset(uni, "ema_unet", uni.unet:clone())
+  local dir = (os.getenv("TMPDIR") or "/tmp") .. "/ecgwb_test_uniecg"
+  uni:save(dir)
+  local back = U.load(dir)
+  T.close(uni:generate({ reqs[1] }, { seed = 3 }), uni:generate({ reqs[1] }, { seed = 3 }), 1e-6, "generation is seeded")
+  local g1 = uni:gen_states({ reqs[1] })
+  T.close(back:gen_states({ reqs[1] }), g1, 1e-6, "loaded: the same gen states")
+  T.close(back:aligned(g1), uni:aligned(g1), 1e-6, "loaded: the same align head")
+  T.close(back:text_embedding(reports), uni:text_embedding(reports), 1e-6, "loaded: the same condition space")
+  T.close(back:generate({ reqs[1] }, { seed = 3 }), uni:generate({ reqs[1] }, { seed = 3 }), 1e-5, "loaded: the same generation")
+  os.execute("rm -rf '" .. dir .. "'")
+  T.fails(function() U.load(dir) end, "no config.json")
+end
 T.fails(function() uni:respond { text = "hello" } end, "does not ask to generate one")
 T.fails(function() uni:respond { ecg = wb.zeros(3, 100) } end, "ecg must be (12, L)")
 T.fails(function() U.UniECG({}, {}) end, "needs the stage-1 EcgLM")

@@ -100,6 +100,13 @@ function UniECG:__init(cfg, lm)
   rawset(self, "D", diffusion.Diffusion { schedule = c.schedule, T = c.T })
 end
 
+-- experience retrieval's bank: (N, Dl) text embeddings of the training
+-- reports (kept as a buffer, so a saved model retrieves as the trained one)
+function UniECG:set_bank(emb)
+  self:register_buffer("retrieval_bank", emb)
+  self.sediff:set_bank(emb)
+end
+
 -- stage 2 trains the generation side only: the LM (encoder, projector, decoder) is frozen
 function UniECG:freeze_lm()
   for _, p in ipairs(self.lm:parameters()) do p:requires_grad_(false) end
@@ -274,6 +281,49 @@ function UniECG:respond(req)
       - self.lm.tok:encode(prompt, { bos = true }):numel()
   local text = self.lm:generate(x, { prompt = prompt, greedy = true, max_new_tokens = math.min(req.max_new_tokens or 110, room) })[1]
   return { kind = kind == "question" and "answer" or "report", text = text, evidence = ev[1] }
+end
+
+-- save to a directory: lm/ (the stage-1 EcgLM with its tokenizer), uniecg.h5
+-- (every other weight and buffer, and the EMA denoiser's as ema_unet.*) and
+-- config.json
+function UniECG:save(dir)
+  if type(dir) ~= "string" then error("UniECG:save: expected a directory name", 2) end
+  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+  self.lm:save(dir .. "/lm")
+  local sd = {}
+  for k, v in pairs(self:state_dict()) do if k:sub(1, 3) ~= "lm." then sd[k] = v end end
+  if self.ema_unet then for k, v in pairs(self.ema_unet:state_dict()) do sd["ema_unet." .. k] = v end end
+  wb.save_state_dict(dir .. "/uniecg.h5", sd)
+  local f = assert(io.open(dir .. "/config.json", "w"))
+  f:write(wb.json.encode(self.cfg), "\n")
+  f:close()
+  return dir
+end
+
+function M.load(dir)
+  if type(dir) ~= "string" then error("uniecg.load: expected a directory name", 2) end
+  local f = io.open(dir .. "/config.json", "r")
+  if not f then error("uniecg.load: no config.json in '" .. dir .. "' (a directory written by UniECG:save)", 2) end
+  local cfg = wb.json.decode(f:read("*a"))
+  f:close()
+  local uni = UniECG(cfg, L.load(dir .. "/lm"))
+  local sd, ema, own = wb.load_state_dict(dir .. "/uniecg.h5"), {}, {}
+  for k, v in pairs(sd) do
+    if k:sub(1, 9) == "ema_unet." then ema[k:sub(10)] = v else own[k] = v end
+  end
+  if own.text_center then uni:register_buffer("text_center", wb.zeros(own.text_center:size())) end
+  if own.retrieval_bank then uni:set_bank(wb.zeros(own.retrieval_bank:size())) end
+  for k, v in pairs(uni.lm:state_dict()) do own["lm." .. k] = v end
+  uni:load_state_dict(own)
+  if uni.retrieval_bank then uni.sediff:set_bank(uni.retrieval_bank) end -- the retriever keeps its own normalised copy
+  if next(ema) then
+    local e = uni.unet:clone()
+    e:load_state_dict(ema)
+    rawset(uni, "ema_unet", e)
+  end
+  uni:freeze_lm()
+  uni:eval()
+  return uni
 end
 
 return M
