@@ -375,8 +375,7 @@ do
   -- observed: 5.63 -> 0.082 against the floor 0.0801 (5-10 s of CPU); chance is ln(259) = 5.56
   T.ok(first > 5, "the untrained model is at chance: " .. first)
   T.ok(loss < floor + 0.01, string.format("memorised: loss %.4f < floor %.4f + 0.01", loss, floor))
-  -- CPU seconds, not wall time: the bound must hold on a shared machine too
-  T.ok(cpu < 30, "training took " .. cpu .. " s of CPU < 30 s")
+  -- (the time is printed, not checked: timings never gate the tests; make bench measures speed)
   local PROMPT = 10 -- characters; no two sentences share their first 10
   local starts = {}
   for _, s in ipairs(SENTENCES) do
@@ -412,7 +411,6 @@ do
   local c2, c2c = tps(small, 32, 96, false)
   print(string.format("decode, small (6 x 384) batch 1, 32 + 96 tokens: %.0f tokens/s with the KV cache, %.0f without "
     .. "(per CPU second: %.0f, %.0f)", c1, c2, c1c, c2c))
-  T.ok(c1c > 2 * c2c, "the KV cache speeds up decoding of the small model")
 end
 
 T.done()
