@@ -36,7 +36,7 @@ local clean = true
 for code, list in pairs(sim.phrases) do
   for _, ph in ipairs(list) do
     if ph ~= "" then
-      local s = ph:gsub("{(%w+)}", vals)
+      local s = ph:gsub("{([%w_]+)}", vals)
       local got = sim.parse_sentence(s, { exact = true })
       if got ~= code then
         clean = false
