@@ -208,9 +208,9 @@ def main():
                 u = ((u + np.uint32(1 << (drop - 1))) & ~np.uint32((1 << drop) - 1)).astype(np.uint32)
                 a = u.view(np.float32)
             if a.ndim == 0 or a.nbytes < 1024:
-                f[name] = a
+                f.create_dataset(name, data=a, track_times=False)
             else:
-                f.create_dataset(name, data=a, compression="gzip", compression_opts=9, shuffle=True)
+                f.create_dataset(name, data=a, compression="gzip", compression_opts=9, shuffle=True, track_times=False)
         for k, v in model.state_dict().items():
             save(f"params/{k}", v)
         for k, p in model.named_parameters():
