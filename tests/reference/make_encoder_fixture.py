@@ -62,60 +62,72 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-torch.manual_seed(0)
-torch.set_num_threads(2)
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "encoder.h5")
 
-# the "tiny" config of ecg_encoder.lua
-LEADS, C, N_CONV, D, LAYERS, FFN, HEADS = 12, 64, 4, 64, 2, 128, 4
-POS_K, POS_G, QG, QV, FINAL = 16, 4, 2, 32, 32
+# configs of ecg_encoder.lua (tests/bench/bench_torch.py builds "small")
+CONFIGS = {
+    "tiny": dict(leads=12, conv_channels=64, n_conv=4, d_model=64, layers=2, ffn=128, heads=4, dropout=0.0,
+                 pos_kernel=16, pos_groups=4, quant_groups=2, quant_vars=32, final_dim=32),
+    "small": dict(leads=12, conv_channels=128, n_conv=4, d_model=256, layers=4, ffn=1024, heads=4, dropout=0.1,
+                  pos_kernel=64, pos_groups=16, quant_groups=2, quant_vars=64, final_dim=128),
+}
+TINY = CONFIGS["tiny"]
+C = TINY["conv_channels"]
 B, L = 2, 256
+T = L // 2 ** TINY["n_conv"]
 # gradients are stored rounded to 16 mantissa bits (relative rounding error
 # <= 2^-17 = 7.6e-6 of each value, far below the test's 1e-4 of the largest):
 # the zeroed low bits let the file compress under 1 MB
 GRAD_BITS = 16
-T = L // 2 ** N_CONV
 
 
 class Quantizer(nn.Module):
-    def __init__(self):
+    def __init__(self, c):
         super().__init__()
-        self.vars = nn.Parameter(torch.rand(QG, QV, FINAL // QG))  # (G, V, d)
-        self.weight_proj = nn.Linear(C, QG * QV)
+        self.G, self.V, self.F = c["quant_groups"], c["quant_vars"], c["final_dim"]
+        self.vars = nn.Parameter(torch.rand(self.G, self.V, self.F // self.G))  # (G, V, d)
+        self.weight_proj = nn.Linear(c["conv_channels"], self.G * self.V)
         nn.init.normal_(self.weight_proj.weight, 0, 1)
 
     def forward(self, x):  # x (N, C), deterministic (eval)
         n = x.shape[0]
-        logits = self.weight_proj(x).reshape(n, QG, QV)
+        logits = self.weight_proj(x).reshape(n, self.G, self.V)
         avg_probs = torch.softmax(logits, -1).mean(0)          # (G, V)
         ids = logits.argmax(-1)                                # (N, G)
-        q = self.vars[torch.arange(QG).unsqueeze(0), ids]      # (N, G, d)
+        q = self.vars[torch.arange(self.G).unsqueeze(0), ids]  # (N, G, d)
         top2 = logits.detach().topk(2, -1).values
         gap = (top2[..., 0] - top2[..., 1]).min().item()
-        return q.reshape(n, FINAL), ids, avg_probs, gap
+        return q.reshape(n, self.F), ids, avg_probs, gap
 
 
 class Encoder(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv_layers = nn.ModuleList(
-            [nn.Conv1d(LEADS if i == 0 else C, C, 2, stride=2, bias=False) for i in range(N_CONV)])
-        self.conv_norms = nn.ModuleList([nn.GroupNorm(C, C)])
-        self.layer_norm = nn.LayerNorm(C)
-        self.post_extract_proj = nn.Linear(C, D)
-        self.mask_emb = nn.Parameter(torch.rand(D))
-        self.lead_emb = nn.Parameter(0.02 * torch.randn(LEADS, D))
-        self.pos_conv_v = nn.Parameter(torch.randn(D, D // POS_G, POS_K) * (4 / (POS_K * D)) ** 0.5)
-        self.pos_conv_g = nn.Parameter(torch.ones(1, 1, POS_K))
-        self.pos_conv_bias = nn.Parameter(torch.zeros(D))
-        layer = nn.TransformerEncoderLayer(D, HEADS, FFN, dropout=0.0, activation="gelu",
-                                           norm_first=True, batch_first=True)
-        self.encoder = nn.TransformerEncoder(layer, LAYERS, norm=nn.LayerNorm(D), enable_nested_tensor=False)
-        self.quantizer = Quantizer()
-        self.project_q = nn.Linear(FINAL, FINAL)
-        self.final_proj = nn.Linear(D, FINAL)
+    """ecg_encoder.lua's EcgEncoder (lead embedding on, extractor "default");
+    heads=True adds the contrastive pretraining head (objective
+    "contrastive"), heads=False is objective "none"."""
 
-    def forward(self, x, lead_mask, frame_mask):
+    def __init__(self, c=TINY, heads=True):
+        super().__init__()
+        Lc, Cc, D, K = c["leads"], c["conv_channels"], c["d_model"], c["pos_kernel"]
+        self.pos_kernel, self.pos_groups = K, c["pos_groups"]
+        self.conv_layers = nn.ModuleList(
+            [nn.Conv1d(Lc if i == 0 else Cc, Cc, 2, stride=2, bias=False) for i in range(c["n_conv"])])
+        self.conv_norms = nn.ModuleList([nn.GroupNorm(Cc, Cc)])
+        self.layer_norm = nn.LayerNorm(Cc)
+        self.post_extract_proj = nn.Linear(Cc, D)
+        self.mask_emb = nn.Parameter(torch.rand(D))
+        self.lead_emb = nn.Parameter(0.02 * torch.randn(Lc, D))
+        self.pos_conv_v = nn.Parameter(torch.randn(D, D // c["pos_groups"], K) * (4 / (K * D)) ** 0.5)
+        self.pos_conv_g = nn.Parameter(torch.ones(1, 1, K))
+        self.pos_conv_bias = nn.Parameter(torch.zeros(D))
+        layer = nn.TransformerEncoderLayer(D, c["heads"], c["ffn"], dropout=c["dropout"], activation="gelu",
+                                           norm_first=True, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, c["layers"], norm=nn.LayerNorm(D), enable_nested_tensor=False)
+        if heads:
+            self.quantizer = Quantizer(c)
+            self.project_q = nn.Linear(c["final_dim"], c["final_dim"])
+            self.final_proj = nn.Linear(D, c["final_dim"])
+
+    def forward(self, x, lead_mask, frame_mask=None):
         h = x * lead_mask.unsqueeze(2)
         for i, conv in enumerate(self.conv_layers):
             h = conv(h)
@@ -124,12 +136,15 @@ class Encoder(nn.Module):
             h = F.gelu(h)
         feats = self.layer_norm(h.transpose(1, 2))             # (B, T, C)
         h = self.post_extract_proj(feats)                      # (B, T, D)
-        m = frame_mask.unsqueeze(2)
-        h = torch.where(m > 0.5, self.mask_emb.expand_as(h), h)
+        if frame_mask is not None:
+            m = frame_mask.unsqueeze(2)
+            h = torch.where(m > 0.5, self.mask_emb.expand_as(h), h)
         h = h + (lead_mask @ self.lead_emb).unsqueeze(1)
         w = torch._weight_norm(self.pos_conv_v, self.pos_conv_g, 2)
-        p = F.conv1d(h.transpose(1, 2), w, self.pos_conv_bias, padding=POS_K // 2, groups=POS_G)
-        p = p[:, :, :-1]                                       # even kernel: drop the last frame
+        K = self.pos_kernel
+        p = F.conv1d(h.transpose(1, 2), w, self.pos_conv_bias, padding=K // 2, groups=self.pos_groups)
+        if K % 2 == 0:
+            p = p[:, :, :-1]                                   # even kernel: drop the last frame
         h = h + F.gelu(p).transpose(1, 2)
         frames = self.encoder(h)
         return frames, frames.mean(1), feats
@@ -154,9 +169,11 @@ def perturb(model):
 
 
 def main():
-    model = perturb(Encoder()).double()
-    x = (0.5 * torch.randn(B, LEADS, L)).bfloat16().double().requires_grad_(True)
-    lead_mask = torch.ones(B, LEADS, dtype=torch.float64)
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    model = perturb(Encoder(TINY)).double()
+    x = (0.5 * torch.randn(B, TINY["leads"], L)).bfloat16().double().requires_grad_(True)
+    lead_mask = torch.ones(B, TINY["leads"], dtype=torch.float64)
     lead_mask[0, [2, 5, 9]] = 0
     lead_mask[1, :] = 0
     lead_mask[1, [0, 1, 6, 11]] = 1
