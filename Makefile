@@ -4,7 +4,7 @@
 #   make test       every C and Lua test        (SAN=1: under ASan + UBSan)
 #   make bench      kernels and training step, side by side with PyTorch
 #   make run        the main job on the default simulated data
-#   make fixtures   regenerate tests/fixtures/*.h5 with PyTorch (tests/reference/make_fixtures.py)
+#   make fixtures   regenerate tests/fixtures/*.h5 with PyTorch (tests/reference/make_fixtures.py, make_encoder_fixture.py)
 #   make install PREFIX=/usr/local
 SAN ?= 0
 ifeq ($(SAN),1)
@@ -70,9 +70,10 @@ deps-reference:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-# the committed PyTorch reference values that tests/test_parity.lua checks against
+# the committed PyTorch reference values that tests/test_parity.lua and test_encoder_parity.lua check against
 fixtures: deps-reference
 	/usr/bin/python3 tests/reference/make_fixtures.py
+	/usr/bin/python3 tests/reference/make_encoder_fixture.py
 
 build-only: all
 test: deps

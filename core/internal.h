@@ -102,6 +102,8 @@ int ewb_parallel_threshold(void); /* elements below which loops stay serial */
 
 /* RNG: Philox4x32-10; stream position = (seed, counter) */
 void ewb_philox(uint64_t seed, uint64_t counter, uint32_t out[4]);
+/* n consecutive blocks, out (4n): the same numbers as n ewb_philox calls, vectorised */
+void ewb_philox_blocks(uint64_t seed, uint64_t counter, int64_t n, uint32_t *out);
 /* the simulator's bulk normal generator (core/sim.c), for its tests */
 void ewb_sim_normals(double *x, int64_t n, uint64_t seed);
 uint64_t ewb_rng_reserve(uint64_t n); /* returns the first counter of n fresh 4-word blocks */

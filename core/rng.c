@@ -26,6 +26,38 @@ void ewb_philox(uint64_t seed, uint64_t counter, uint32_t out[4]) {
     out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
 }
 
+/* out[4i .. 4i+3] = ewb_philox(seed, counter + i) for i < n, 16 counters
+   at a time in vector lanes (the 32x32->64 multiplies vectorise); the same
+   numbers, several times faster than one block at a time. target_clones
+   builds an AVX-512, an AVX2 and a baseline copy, picked for the CPU. */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void ewb_philox_blocks(uint64_t seed, uint64_t counter, int64_t n, uint32_t *out) {
+    enum { W = 16 };
+    for (int64_t i0 = 0; i0 < n; i0 += W) {
+        int m = n - i0 < W ? (int)(n - i0) : W;
+        uint32_t c0[W], c1[W], c2[W], c3[W];
+        for (int j = 0; j < W; j++) {
+            uint64_t c = counter + (uint64_t)(i0 + j);
+            c0[j] = (uint32_t)c; c1[j] = (uint32_t)(c >> 32); c2[j] = 0; c3[j] = 0;
+        }
+        uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+        for (int r = 0; r < 10; r++) {
+            #pragma omp simd
+            for (int j = 0; j < W; j++) {
+                uint64_t p0 = (uint64_t)0xD2511F53u * c0[j], p1 = (uint64_t)0xCD9E8D57u * c2[j];
+                uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[j] ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3[j] ^ k1;
+                c1[j] = (uint32_t)p1; c3[j] = (uint32_t)p0; c0[j] = n0; c2[j] = n2;
+            }
+            k0 += 0x9E3779B9u;
+            k1 += 0xBB67AE85u;
+        }
+        for (int j = 0; j < m; j++) {
+            uint32_t *o = out + 4 * (i0 + j);
+            o[0] = c0[j]; o[1] = c1[j]; o[2] = c2[j]; o[3] = c3[j];
+        }
+    }
+}
+
 float ewb_u01(uint32_t x) { return (float)(x >> 8) * (1.0f / 16777216.0f); }
 
 /* fills a contiguous f32 buffer: uniform (normal = 0) or standard normal */

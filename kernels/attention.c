@@ -11,7 +11,11 @@
  *   dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),
  *   dQ = scale · dS K,  dK = scale · dSᵀ Q.
  * Batch dims of q, k and v broadcast. ewb_sdpa_ref (attention.h) is the
- * naive twin used by the tests. */
+ * naive twin used by the tests.
+ * Few queries (T <= SDPA_SMALL_T, a decode step with the KV cache): Q Kᵀ
+ * and P V are plain loops over the rows of K and V instead of two batched
+ * oneDNN matmuls with M = T, whose per-call overhead (tens of us) exceeds
+ * the work (1 x S x 48 per head); same P, same backward. */
 #include "attention.h"
 #include "matmul.h"
 #include <stdio.h>
@@ -58,6 +62,63 @@ static void masked_softmax(float *p, int64_t B, int64_t T, int64_t S, double sca
         for (int64_t s = last + 1; s < S; s++) row[s] = 0;
         float inv = (float)(1.0 / sum);
         for (int64_t s = 0; s <= last; s++) row[s] *= inv;
+    }
+}
+
+/* element offset of batch index b (flat over the broadcast batch shape
+   bshape, nd - 2 dims) in t, whose dims are left-padded to nd; dims of size
+   1 repeat */
+static int64_t batch_off(const ewb_tensor *t, int nd, const int64_t *bshape, int64_t b) {
+    int64_t off = 0;
+    for (int i = nd - 3; i >= 0; i--) {
+        int64_t idx = b % bshape[i];
+        b /= bshape[i];
+        int j = i - (nd - t->ndim);
+        if (j >= 0 && t->shape[j] != 1) off += idx * t->stride[j];
+    }
+    return off;
+}
+
+enum { SDPA_SMALL_T = 4 };
+
+/* the small-T path: P (B,T,S) = q kᵀ (unscaled, as the matmul gives it), and
+   after the softmax o (B,T,Dv) = P v. q, k, v have unit stride in the last dim. */
+static void small_t_scores(const ewb_tensor *q, const ewb_tensor *k, float *P, int nd, const int64_t *bshape,
+                           int64_t B, int64_t T, int64_t S, int64_t D) {
+    const float *Q = ewb_f32(q), *K = ewb_f32(k);
+    int64_t qt = q->stride[q->ndim - 2], ks = k->stride[k->ndim - 2];
+    #pragma omp parallel for if (B * T * S * D > 1 << 16)
+    for (int64_t r = 0; r < B * T; r++) {
+        int64_t b = r / T, t = r % T;
+        const float *qr = Q + batch_off(q, nd, bshape, b) + t * qt;     // (D)
+        const float *kb = K + batch_off(k, nd, bshape, b);              // (S, D) rows ks apart
+        float *row = P + r * S;                                        // (S)
+        for (int64_t s = 0; s < S; s++) {
+            const float *kr = kb + s * ks;
+            float acc = 0;
+            #pragma omp simd reduction(+:acc)
+            for (int64_t d = 0; d < D; d++) acc += qr[d] * kr[d];
+            row[s] = acc;
+        }
+    }
+}
+
+static void small_t_values(const float *P, const ewb_tensor *v, float *O, int nd, const int64_t *bshape, int64_t B,
+                           int64_t T, int64_t S, int64_t Dv) {
+    const float *V = ewb_f32(v);
+    int64_t vs = v->stride[v->ndim - 2];
+    #pragma omp parallel for if (B * T * S * Dv > 1 << 16)
+    for (int64_t r = 0; r < B * T; r++) {
+        const float *vb = V + batch_off(v, nd, bshape, r / T);        // (S, Dv) rows vs apart
+        const float *p = P + r * S;                                    // (S)
+        float *o = O + r * Dv;                                         // (Dv)
+        for (int64_t e = 0; e < Dv; e++) o[e] = 0;
+        for (int64_t s = 0; s < S; s++) {
+            if (p[s] == 0) continue;                                   // hidden keys
+            const float *vr = vb + s * vs, ps = p[s];
+            #pragma omp simd
+            for (int64_t e = 0; e < Dv; e++) o[e] += ps * vr[e];
+        }
     }
 }
 
@@ -173,12 +234,16 @@ int ewb_sdpa(ewb_tensor *q, ewb_tensor *k, ewb_tensor *v, ewb_tensor *mask, int 
     ewb_tensor *kt = ewb_t_last2(k), *mv = mask ? ewb_broadcast_view(mask, nd, full) : NULL; // (…,D,S)
     int rc = P && o && kt && (!mask || mv) ? 0 : -1;
     int64_t B = ewb_shape_numel(nd - 2, full);
+    int small = T <= SDPA_SMALL_T && q->stride[q->ndim - 1] == 1 && k->stride[k->ndim - 1] == 1 &&
+                v->stride[v->ndim - 1] == 1;
     if (rc == 0 && ewb_tensor_numel(P) > 0) {
-        rc = ewb_mm_raw(q, kt, P, 0, NULL);
+        if (small) small_t_scores(q, k, ewb_f32(P), nd, full, B, T, S, D);
+        else rc = ewb_mm_raw(q, kt, P, 0, NULL);
         if (rc == 0) masked_softmax(ewb_f32(P), B, T, S, scale, mv, nd, full, causal);
     }
     if (rc == 0 && ewb_tensor_numel(o) > 0) {
         if (S == 0) memset(ewb_f32(o), 0, sizeof(float) * (size_t)ewb_tensor_numel(o));
+        else if (small) small_t_values(ewb_f32(P), v, ewb_f32(o), nd, full, B, T, S, Dv);
         else rc = ewb_mm_raw(P, v, o, 0, NULL);
     }
     ewb_tensor *ins[3] = {q, k, v};

@@ -1,7 +1,8 @@
 /* test_attention.c: kernels/attention.c. The oneDNN-composed sdpa against
  * the naive twin (normalised error, forward and all three gradients) on
  * shapes with batch and head dims, with masks, causal, strided and broadcast
- * operands; hand-computed cases; fully masked rows; finite-difference
+ * operands; the few-query loop path (T <= 4, as a KV-cache decode step);
+ * hand-computed cases; fully masked rows; finite-difference
  * gradchecks; bad input errors. */
 #include "check.h"
 #include "../kernels/attention.h"
@@ -101,6 +102,54 @@ static void test_against_twin(void) {
     ewb_tensor_free(pad); ewb_tensor_free(tm);
 }
 
+/* few queries (T <= 4: the loop path, not oneDNN), as a decode step with the
+   KV cache: T = 1 and 3, masks, causal; and q, k, v as the cache gives them
+   (k, v narrowed from a longer buffer: rows of a strided view) */
+static void test_small_t(void) {
+    int64_t sk[4] = {2, 3, 7, 8}, sv[4] = {2, 3, 7, 6}, sm[4] = {2, 1, 1, 7};
+    uint8_t mv[14] = {1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0};
+    ewb_tensor *k = T_req(4, sk), *v = T_req(4, sv), *pad = BOOL(4, sm, mv);
+    for (int64_t tq = 1; tq <= 3; tq += 2) {
+        int64_t sq[4] = {2, 3, tq, 8};
+        ewb_tensor *q = T_req(4, sq);
+        char name[64];
+        snprintf(name, sizeof name, "T=%lld plain", (long long)tq);
+        compare(name, q, k, v, NULL, 0, 0);
+        snprintf(name, sizeof name, "T=%lld causal", (long long)tq);
+        compare(name, q, k, v, NULL, 1, 0);
+        snprintf(name, sizeof name, "T=%lld key padding + causal", (long long)tq);
+        compare(name, q, k, v, pad, 1, 0.7);
+        ewb_tensor_free(q);
+    }
+    /* the cache: (1, H, max 10, D) buffers, the first 7 positions visible */
+    int64_t sc[4] = {1, 3, 10, 8}, sq1[4] = {1, 3, 1, 8};
+    ewb_tensor *kc = T_req(4, sc), *vc = T_req(4, sc), *q1 = T_req(4, sq1), *kn = NULL, *vn = NULL, *out = NULL;
+    OK(ewb_narrow(kc, 2, 0, 7, &kn));
+    OK(ewb_narrow(vc, 2, 0, 7, &vn));
+    CHECK(kn && !ewb_tensor_is_contiguous(kn), "a narrowed cache is a strided view");
+    OK(ewb_sdpa(q1, kn, vn, NULL, 0, 0, &out));
+    if (out) {
+        ewb_tensor *ref = ewb_empty_like(out);
+        OK(ewb_sdpa_ref(q1, kn, vn, NULL, 0, 1 / sqrt(8.0), ref));
+        double e = max_rel_err(out, ref);
+        CHECK(e < 1e-5, "T=1 on a narrowed cache: %g", e);
+        ewb_tensor *gout = T(out->ndim, out->shape);
+        OK(ewb_backward(out, gout, 0));
+        ewb_tensor *rq = ewb_zeros_like(q1), *rk = ewb_zeros_like(kn), *rv = ewb_zeros_like(vn);
+        OK(ewb_sdpa_ref_backward(q1, kn, vn, NULL, 0, 1 / sqrt(8.0), gout, rq, rk, rv));
+        ewb_tensor *gq = GRAD(q1), *gk = GRAD(kc), *gv = GRAD(vc), *gkn = NULL, *gvn = NULL;
+        OK(ewb_narrow(gk, 2, 0, 7, &gkn));
+        OK(ewb_narrow(gv, 2, 0, 7, &gvn));
+        double eq = max_rel_err(gq, rq), ek = gkn ? max_rel_err(gkn, rk) : 1, ev = gvn ? max_rel_err(gvn, rv) : 1;
+        CHECK(eq < 1e-5 && ek < 1e-5 && ev < 1e-5, "T=1 on a narrowed cache, backward: dq %g dk %g dv %g", eq, ek, ev);
+        ewb_tensor_free(gq); ewb_tensor_free(gk); ewb_tensor_free(gv); ewb_tensor_free(gkn); ewb_tensor_free(gvn);
+        ewb_tensor_free(rq); ewb_tensor_free(rk); ewb_tensor_free(rv); ewb_tensor_free(gout); ewb_tensor_free(ref);
+    }
+    ewb_tensor_free(out); ewb_tensor_free(kn); ewb_tensor_free(vn);
+    ewb_tensor_free(kc); ewb_tensor_free(vc); ewb_tensor_free(q1);
+    ewb_tensor_free(k); ewb_tensor_free(v); ewb_tensor_free(pad);
+}
+
 static void test_hand_cases(void) {
     ewb_tensor *out = NULL;
     { /* q = 0: uniform weights, output = mean of v's rows; causal: mean of the first t+1 rows */
@@ -198,6 +247,7 @@ static void test_errors(void) {
 int main(void) {
     ewb_manual_seed(11);
     test_against_twin();
+    test_small_t();
     test_hand_cases();
     test_gradcheck();
     test_errors();

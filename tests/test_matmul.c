@@ -1,4 +1,5 @@
-/* test_matmul.c: matmul and linear: oneDNN against the naive twin (forward
+/* test_matmul.c: matmul and linear: oneDNN (and linear's small-M GEMV)
+ * against the naive twin (forward
  * and both operand gradients, including strided/transposed and broadcast
  * operands), finite-difference gradients, and error messages. */
 #include "check.h"
@@ -107,6 +108,36 @@ int main(void) {
         ewb_mm_ref(in[0], wt, r, 0, in[2]);
         CHECK(max_rel_err(y, r) < 1e-5, "linear vs naive: %g", max_rel_err(y, r));
         ewb_tensor_free(y); ewb_tensor_free(wt); ewb_tensor_free(r);
+        for (int i = 0; i < 3; i++) ewb_tensor_free(in[i]);
+    }
+    /* linear with M <= 4 rows takes ewb_gemv_rows (no oneDNN): against the
+       naive twin for M = 1..5 (5 is oneDNN again), N not a multiple of 4,
+       with and without bias; a 3-d input; a large (threaded) one; a gradcheck */
+    for (int64_t M = 1; M <= 5; M++) {
+        for (int with_bias = 0; with_bias <= 1; with_bias++) {
+            int64_t xs[3] = {1, M, 37}, ws[2] = {10, 37}, bs[1] = {10}, ys[3] = {1, M, 10};
+            ewb_tensor *x = T(3, xs), *w = T(2, ws), *b = with_bias ? T(1, bs) : NULL, *y, *wt, *r;
+            OK(ewb_linear(x, w, b, &y));
+            ewb_transpose(w, 0, 1, &wt);
+            r = ewb_empty(EWB_DTYPE_F32, 3, ys);
+            ewb_mm_ref(x, wt, r, 0, b);
+            CHECK(max_rel_err(y, r) < 1e-5, "linear M=%lld bias %d vs naive: %g", (long long)M, with_bias, max_rel_err(y, r));
+            ewb_tensor_free(x); ewb_tensor_free(w); ewb_tensor_free(b); ewb_tensor_free(y); ewb_tensor_free(wt); ewb_tensor_free(r);
+        }
+    }
+    {
+        int64_t xs[2] = {2, 384}, ws[2] = {1538, 384}, bs[1] = {1538}, ys[2] = {2, 1538};
+        ewb_tensor *x = T(2, xs), *w = T(2, ws), *b = T(1, bs), *y, *wt, *r;
+        OK(ewb_linear(x, w, b, &y));
+        ewb_transpose(w, 0, 1, &wt);
+        r = ewb_empty(EWB_DTYPE_F32, 2, ys);
+        ewb_mm_ref(x, wt, r, 0, b);
+        CHECK(max_rel_err(y, r) < 1e-5, "linear 2 x 384 @ 1538 x 384 vs naive: %g", max_rel_err(y, r));
+        ewb_tensor_free(x); ewb_tensor_free(w); ewb_tensor_free(b); ewb_tensor_free(y); ewb_tensor_free(wt); ewb_tensor_free(r);
+        int64_t x1[2] = {1, 5}, w1[2] = {6, 5}, b1[1] = {6};
+        ewb_tensor *in[3] = {T_req(2, x1), T_req(2, w1), T_req(1, b1)};
+        double e = gradcheck("linear M=1", f_linear, 3, in, NULL, 1e-2, 1e-2);
+        CHECK(e < 1e-2, "linear M=1 gradcheck err %g", e);
         for (int i = 0; i < 3; i++) ewb_tensor_free(in[i]);
     }
     /* backward of the oneDNN path against the naive twin on a bigger case */

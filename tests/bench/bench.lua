@@ -17,9 +17,22 @@ case is 3x its forward matmul FLOPs:
                   summed over heads), times 3 for forward + backward.
 Elementwise work, layer norms, softmax and the optimiser are not counted.
 
+Two throughput cases (RATE lines, items per second; no FLOP count):
+  ecg_encoder_step  the ECG encoder (lua/ecgwb/models/ecg_encoder.lua)
+                config "small" (conv 4 x 128, 4 layers x 256, FFN 1024, 4 heads,
+                pos conv k 64 / 16 groups, dropout 0.1, lead embedding, no
+                pretraining head) one training step: batch 16 x 12 x 2500
+                (T = 156 frames) with a lead mask (some leads missing), MSE of
+                the pooled embedding to a random target, backward, AdamW.
+                ECGs/s.
+  gpt_decode    greedy decoding with the KV cache (lm:generate): GPT "small"
+                (6 layers x 384, 8 heads) with a 4096-token vocabulary, batch 1,
+                a 64-token prompt, 128 new tokens (prefill included). tokens/s.
+
 Output, for run.sh:
   INFO <key> <value...>
   RESULT <case> <GFLOP per iteration> <median s> <min s> <max s>
+  RATE <case> <items per iteration> <unit> <median s> <min s> <max s>
   SKIP <case> <reason>
 Timing: BENCH_WARMUP iterations, then BENCH_REPEATS repeats of n iterations
 (n chosen so that a repeat takes about 0.5 s); median per-iteration time.
@@ -129,6 +142,42 @@ cases[#cases + 1] = { "encoder_step", function()
   end
 end }
 
+-- throughput cases: make() returns items per iteration, the unit, the step
+local rates = {}
+
+rates[#rates + 1] = { "ecg_encoder_step", function()
+  local E = require "ecgwb.models.ecg_encoder"
+  local B, L = 16, 2500
+  local enc = E.EcgEncoder { base = "small", objective = "none" }
+  enc:train()
+  local opt = wb.optim.AdamW(enc:parameters(), { lr = 1e-4, weight_decay = 0.01 })
+  local x = wb.randn(B, 12, L)
+  local rows = {}                                                    -- records 1, 4, 7, ... lack one lead
+  for b = 1, B do
+    rows[b] = {}
+    for l = 1, 12 do rows[b][l] = (b % 3 == 1 and l == 1 + b % 12) and 0 or 1 end
+  end
+  local lead_mask = wb.tensor(rows)
+  local target = wb.randn(B, enc.cfg.d_model)
+  return B, "ECGs/s", function()
+    opt:zero_grad()
+    local out = enc(x, lead_mask)
+    wb.mse_loss(out.pooled, target):backward()
+    opt:step()
+  end
+end }
+
+rates[#rates + 1] = { "gpt_decode", function()
+  local gpt = require "ecgwb.models.gpt"
+  local lm = gpt.GPT(gpt.config("small", { vocab_size = 4096 }))
+  local prompt = wb.randint(0, 4096, { 1, 64 })
+  local N = 128
+  return N, "tokens/s", function()
+    local out = lm:generate(prompt, { max_new_tokens = N, greedy = true })
+    assert(out:size(2) == N)
+  end
+end }
+
 print("INFO ecgwb " .. ffi.string(wb.C.ewb_version()) .. " threads " .. wb.num_threads())
 io.stdout:flush()
 for _, c in ipairs(cases) do
@@ -146,6 +195,29 @@ for _, c in ipairs(cases) do
     end
     if ok then
       print(string.format("RESULT %s %.6f %.6g %.6g %.6g", name, flops / 1e9, med, lo, hi))
+    else
+      print(string.format("SKIP %s %s", name, (tostring(err):gsub("\n.*", ""))))
+    end
+    step = nil
+    collectgarbage()
+    io.stdout:flush()
+  end
+end
+for _, c in ipairs(rates) do
+  local name, make = c[1], c[2]
+  local want = ONLY == ""
+  for o in ONLY:gmatch("[^,]+") do if o == name then want = true end end
+  if want then
+    wb.manual_seed(0)
+    local ok, items, unit, step = pcall(make)
+    local err = not ok and items
+    local med, lo, hi
+    if ok then
+      ok, med, lo, hi = pcall(timeit, step)
+      err = not ok and med
+    end
+    if ok then
+      print(string.format("RATE %s %d %s %.6g %.6g %.6g", name, items, unit, med, lo, hi))
     else
       print(string.format("SKIP %s %s", name, (tostring(err):gsub("\n.*", ""))))
     end

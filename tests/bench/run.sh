@@ -4,12 +4,17 @@
 # the same cases in PyTorch (bench_torch.py, Debian's python3-torch), and
 # prints one table: GFLOP/s of each side (median over rounds and repeats,
 # with the spread), the ratio ecgwb/torch and the share of the sgemm peak.
-# Both sides run with OMP_NUM_THREADS threads (2 unless set).
+# Both sides run with OMP_NUM_THREADS threads (2 unless set) and
+# OMP_WAIT_POLICY (passive unless set: on a shared machine spinning OpenMP
+# threads stall whenever the other one is descheduled).
+# Throughput cases (RATE lines: the ECG encoder training step in ECGs/s, GPT
+# decoding with the KV cache in tokens/s) get a second table.
 #   BUILD=build sh tests/bench/run.sh
 #   BENCH_ROUNDS=3: alternate the two sides 3 times (the machine is shared: noisy)
 #   BENCH_ONLY=linear,encoder_step  BENCH_REPEATS=7  BENCH_WARMUP=2  (passed on)
 BUILD=${BUILD:-build}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 PY=${BENCH_PYTHON:-/usr/bin/python3}
 ROUNDS=${BENCH_ROUNDS:-1}
 DIR=$(dirname "$0")
@@ -20,7 +25,7 @@ mkdir -p "$OUT"
 ${CC:-cc} -O2 -fopenmp -o "$OUT/sgemm_peak" "$DIR/sgemm_peak.c" -ldnnl || { echo "bench: cannot build sgemm_peak" >&2; exit 1; }
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "threads: OMP_NUM_THREADS=$OMP_NUM_THREADS on both sides"
+echo "threads: OMP_NUM_THREADS=$OMP_NUM_THREADS OMP_WAIT_POLICY=$OMP_WAIT_POLICY on both sides"
 awk -v n="$(nproc)" '$1 > 0.5 * n { printf "WARNING: load average %s on %d cores: other work shares the CPUs; trust ratios more than GFLOP/s and %%pk\n", $1, n }' /proc/loadavg
 
 # the peak is measured before and after the cases and the higher one kept,
@@ -109,6 +114,53 @@ awk -v peak="$PEAK" '
         for (i = 1; i <= n; i++) if (order[i] in skip) print "ecgwb " skip[order[i]]
     }' "$OUT"/ecgwb.*.txt $(ls "$OUT"/torch.*.txt 2>/dev/null)
 echo
+# throughput cases: items/s of the median time over rounds; ratio spread =
+# the per-round ratios
+awk '
+    function med(list,    a, m, i, j, x) {
+        m = split(list, a, " ")
+        for (i = 2; i <= m; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+        return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    }
+    {
+        side = FILENAME ~ /ecgwb\.[0-9]+\.txt$/ ? "e" : "t"
+        match(FILENAME, /[0-9]+\.txt$/); round = substr(FILENAME, RSTART, RLENGTH - 4)
+    }
+    $1 == "RATE" {
+        c = $2
+        if (!(c in seen)) { seen[c] = 1; order[++n] = c }
+        items[c] = $3; unit[c] = $4
+        k = side SUBSEP c
+        meds[k] = meds[k] " " $5
+        if (!(k in lo) || $6 < lo[k]) lo[k] = $6
+        if (!(k in hi) || $7 > hi[k]) hi[k] = $7
+        rt[side, c, round] = $5
+    }
+    END {
+        if (n == 0) exit
+        printf "%-17s %-9s %-23s %-23s %-17s\n", "case", "unit", "ecgwb", "torch", "ecgwb/torch"
+        for (i = 1; i <= n; i++) {
+            c = order[i]; ke = "e" SUBSEP c; kt = "t" SUBSEP c
+            he = ke in meds; ht = kt in meds
+            if (he) e = items[c] / med(meds[ke])
+            if (ht) t = items[c] / med(meds[kt])
+            es = he ? sprintf("%7.1f (%6.1f..%6.1f)", e, items[c] / hi[ke], items[c] / lo[ke]) : "-"
+            ts = ht ? sprintf("%7.1f (%6.1f..%6.1f)", t, items[c] / hi[kt], items[c] / lo[kt]) : "-"
+            r = "-"
+            if (he && ht) {
+                rlo = 1e30; rhi = 0
+                for (j = 1; j <= 1000; j++) {
+                    if (!(("e", c, j) in rt) || !(("t", c, j) in rt)) continue
+                    x = rt["t", c, j] / rt["e", c, j]
+                    if (x < rlo) rlo = x
+                    if (x > rhi) rhi = x
+                }
+                r = rhi > 0 && rlo != rhi ? sprintf("%5.2fx (%.2f..%.2f)", e / t, rlo, rhi) : sprintf("%5.2fx", e / t)
+            }
+            printf "%-17s %-9s %-23s %-23s %-17s\n", c, unit[c], es, ts, r
+        }
+    }' "$OUT"/ecgwb.*.txt $(ls "$OUT"/torch.*.txt 2>/dev/null)
+echo
 "$BUILD/ecgwb" "$DIR/sim.lua" || echo "bench: sim.lua failed"
 echo
 "$BUILD/ecgwb" "$DIR/loader.lua" || echo "bench: loader.lua failed"
@@ -116,3 +168,6 @@ echo
 echo "GFLOP/s: median time over rounds and repeats (worst..best repeat in brackets); ecgwb/torch: ratio of"
 echo "the medians (lowest..highest per-round ratio); %pk: share of the sgemm peak."
 echo "FLOPs count matmuls only (forward 2MNK, backward twice that); see tests/bench/bench.lua."
+echo "Throughput table: items/s of the median time (worst..best repeat); ecg_encoder_step = encoder \"small\""
+echo "training step, batch 16 x 12 x 2500, AdamW; gpt_decode = GPT small (6 x 384) greedy, 64-token prompt,"
+echo "128 new tokens with the KV cache, batch 1 (see tests/bench/bench.lua)."
