@@ -57,6 +57,7 @@ local cfg = {
   seed = 2024,
   out = "runs/two_stage",
   stage1_encoder_steps = 300, stage1_steps = 400,       -- recipes/report.lua's training
+  reuse_stage1 = false,                                 -- true: load out/stage1/model instead of training it
   align_loss = "align_mse",                             -- a wb.losses name, or a function(pred, target)
   requests_per_record = 2, align_steps = 600, align_lr = 2e-3, align_batch = 64,
   vae_steps = 500, vae_batch = 16, vae_lr = 2e-3, beta = 1e-4,
@@ -85,23 +86,41 @@ local here = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "recipes")
 local function elapsed() return string.format("[%5.0f s]", wb.now() - t_start) end
 
 ------------------------------------------------------------------ stage 1: interpretation
-print(elapsed() .. " stage 1: ECG -> report (recipes/report.lua)")
-local stage1 = assert(loadfile(here .. "/report.lua"))({
-  out = cfg.out .. "/stage1", steps = cfg.stage1_steps, encoder_steps = cfg.stage1_encoder_steps,
-})
+local c = U.defaults
+local te = wb.corpus.load { split = "test", fs = c.fs_lm }
+local labels_te = L.label_lists(te.labels, te.label_names)
+local ev_te, x_lm_te, prompts_te
+-- report metrics of an EcgLM on the test split (greedy reports after the evidence prompt)
+local function interpretation(model)
+  ev_te = ev_te or L.evidence_cached(te.x, c.fs_lm, cfg.out .. "/stage1/evidence-test.txt")
+  x_lm_te = x_lm_te or wb.signal.resample(te.x, c.fs_lm, c.fs_model)
+  if not prompts_te then
+    prompts_te = {}
+    for i = 1, te.n do prompts_te[i] = L.prompt { evidence = ev_te[i] } end
+  end
+  local reports = model:generate(x_lm_te, { prompt = prompts_te, greedy = true, max_new_tokens = 110 })
+  return L.report_metrics(reports, te.reports, labels_te, te.label_names), reports
+end
+local stage1
+if cfg.reuse_stage1 and io.open(cfg.out .. "/stage1/model/config.json", "r") then
+  print(elapsed() .. " stage 1: reusing " .. cfg.out .. "/stage1/model")
+  stage1 = interpretation(L.load(cfg.out .. "/stage1/model"))
+else
+  print(elapsed() .. " stage 1: ECG -> report (recipes/report.lua)")
+  stage1 = assert(loadfile(here .. "/report.lua"))({
+    out = cfg.out .. "/stage1", steps = cfg.stage1_steps, encoder_steps = cfg.stage1_encoder_steps,
+  })
+end
 local lm = L.load(cfg.out .. "/stage1/model")
 
 ------------------------------------------------------------------ stage 2: generation
 print(elapsed() .. " stage 2: text -> ECG, the stage-1 LM frozen")
 local uni = U.UniECG({ sediff = { prior = cfg.prior, retrieval = cfg.retrieval } }, lm)
 uni:freeze_lm()
-local c = uni.cfg
 local tr = wb.corpus.load { split = "train", fs = c.fs_lm }
-local te = wb.corpus.load { split = "test", fs = c.fs_lm }
 local xg_tr = wb.signal.resample(tr.x, c.fs_lm, c.fs_gen)     -- (N, 12, 1024)
 local xg_te = wb.signal.resample(te.x, c.fs_lm, c.fs_gen)
 local labels_tr = L.label_lists(tr.labels, tr.label_names)
-local labels_te = L.label_lists(te.labels, te.label_names)
 -- a stable, varied choice of wording per (record, request)
 local function requests_for(labels, truth_hr, age, sex, i, j)
   local k = (i * 7 + j * 13) % 101
@@ -201,7 +220,9 @@ for step = 1, cfg.gen_steps do
   local loss, parts = uni:generator_loss(b)
   gopt:zero_grad(); loss:backward()
   wb.optim.clip_grad_norm(gparams, 1)
-  gopt:step(); ema:update()
+  gopt:step()
+  ema.decay = math.min(cfg.ema, (1 + step) / (10 + step))  -- the usual EMA warm-up: early weights fade quickly
+  ema:update()
   gen_curve[step], parts_last = loss:item(), parts
   if step == 1 or step % 100 == 0 or step == cfg.gen_steps then
     local p = {}
@@ -218,12 +239,7 @@ uni:eval()
 ------------------------------------------------------------------ evaluation
 print(elapsed() .. " evaluation on the test split")
 -- interpretation after stage 2 (the LM was frozen: it must not have forgotten)
-local ev_te = L.evidence_cached(te.x, c.fs_lm, cfg.out .. "/stage1/evidence-test.txt")
-local x_lm_te = wb.signal.resample(te.x, c.fs_lm, c.fs_model)
-local prompts = {}
-for i = 1, te.n do prompts[i] = L.prompt { evidence = ev_te[i] } end
-local reports_after = uni.lm:generate(x_lm_te, { prompt = prompts, greedy = true, max_new_tokens = 110 })
-local after = L.report_metrics(reports_after, te.reports, labels_te, te.label_names)
+local after, reports_after = interpretation(uni.lm)
 
 -- generation from requests written from the first n_eval test records
 local n = math.min(cfg.n_eval, te.n)
