@@ -193,7 +193,11 @@ local z_tr = wb.no_grad(function()
   return wb.cat(zs, 1)
 end)
 local tmpl, valid
-if cfg.prior then tmpl, _, valid = sd.record_templates(xg_tr, c.fs_gen, uni.sediff.cfg.beat_len) end
+local peaks_tr = {}
+if cfg.prior then
+  for i = 1, tr.n do peaks_tr[i] = wb.signal.rpeaks(xg_tr:select(1, i):contiguous(), c.fs_gen):totable() end
+  tmpl, _, valid = sd.record_templates(xg_tr, c.fs_gen, uni.sediff.cfg.beat_len, { peaks = peaks_tr })
+end
 if cfg.retrieval then uni:set_bank(teacher) end
 local student = wb.no_grad(function() return uni:aligned(states) end)  -- (N·R, Dl): the aligned requests
 local gparams = uni.unet:parameters()
@@ -214,8 +218,8 @@ for step = 1, cfg.gen_steps do
               sex = tr.sex:index_select(1, idx), hr = tr.truth.hr:index_select(1, idx), exclude = idx:totable() }
   if tmpl then
     b.templates = tmpl:index_select(1, idx)
-    b.valid = {}
-    for i, r in ipairs(b.exclude) do b.valid[i] = valid[r + 1] end
+    b.valid, b.peaks = {}, {}
+    for i, r in ipairs(b.exclude) do b.valid[i], b.peaks[i] = valid[r + 1], peaks_tr[r + 1] end
   end
   local loss, parts = uni:generator_loss(b)
   gopt:zero_grad(); loss:backward()

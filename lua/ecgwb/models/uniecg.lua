@@ -188,12 +188,15 @@ end
 
 -- the generator's training loss for one batch:
 --   b = { z0 (B, 4, 128) scaled latents, emb (B, Dl), age, sex, hr (B),
---         templates (B, 12, n) record templates or nil, valid, exclude }
+--         templates (B, 12, n) record templates or nil, valid, exclude,
+--         peaks = a list of B lists of the records' R peaks (0-based samples)
+--         or nil (then the beats are found by cross-correlation, slower) }
 -- DDPM's loss with condition dropout p_uncond; with the simulator prior,
 -- + the SE-Diff terms: the consistency of the decoded x0 prediction with the
 -- beat decoder's templates (rows with alpha_bar_t > 0.5, where x0^ is an
--- ECG rather than noise) and the decoder's fit to the record templates.
--- Returns the total and its parts (numbers).
+-- ECG rather than noise; at most o.prior_rows of them, 8 by default: the
+-- consistency loss cuts beats in Lua and is the step's slowest part) and the
+-- decoder's fit to the record templates. Returns the total and its parts (numbers).
 function UniECG:generator_loss(b, o)
   o = o or {}
   local cond = self:condition(b.emb, b)
@@ -202,17 +205,23 @@ function UniECG:generator_loss(b, o)
   if self.sediff.decoder then
     local x0z, ab = M.predict_x0(self.D, info.out, info.x_t, info.t)
     local rows, abt = {}, ab:totable()
-    for i, a in ipairs(abt) do if a > 0.5 then rows[#rows + 1] = i - 1 end end
+    for i, a in ipairs(abt) do if a > 0.5 and #rows < (o.prior_rows or 8) then rows[#rows + 1] = i - 1 end end
     local x0 = nil
     local hr = b.hr
     local c = cond
+    local peaks
     if #rows > 0 then
       local idx = wb.tensor(rows, "i64")
       x0 = self.vae:from_latent(x0z:index_select(1, idx))
       c = cond:index_select(1, idx)
       hr = b.hr:index_select(1, idx)
+      if b.peaks then
+        peaks = {}
+        for i, r in ipairs(rows) do peaks[i] = b.peaks[r + 1] end
+      end
     end
-    local prior, p = self.sediff:prior_terms(c, hr, x0, {})
+    -- x0^ approximates the record's own x0 here, so the beats are cut at the record's R peaks
+    local prior, p = self.sediff:prior_terms(c, hr, x0, { peaks = peaks })
     local fit = self.sediff:prior_loss(cond, b.hr, b.templates, b.valid)
     loss = loss + fit
     parts.template = fit:item()
