@@ -56,7 +56,7 @@ if type(opts) ~= "table" then opts = {} end
 local cfg = {
   seed = 2024,
   out = "runs/two_stage",
-  stage1_encoder_steps = 300, stage1_steps = 400,       -- recipes/report.lua's training
+  stage1_encoder_steps = 400, stage1_steps = 600,       -- recipes/report.lua's training
   reuse_stage1 = false,                                 -- true: load out/stage1/model instead of training it
   align_loss = "align_mse",                             -- a wb.losses name, or a function(pred, target)
   requests_per_record = 2, align_steps = 600, align_lr = 2e-3, align_batch = 64,
