@@ -339,7 +339,7 @@ page:figure(wb.plot.ecg(demo_gen.ecg, { fs = demo_gen.fs, title = demo_req }), {
 page:figure(wb.plot.lines({ generator = gen_curve, alignment = align_curve, vae = vae_curve }, { logy = true, xlabel = "step" }),
   { caption = "training losses" })
 local html = page:save(cfg.out .. "/report.html")
-wb.save_state_dict(cfg.out .. "/uniecg.h5", uni:state_dict())
+uni:save(cfg.out .. "/model")
 M.wall_seconds = wb.now() - t_start
 print(string.format("%s done. The run's page: %s", elapsed(), html))
 return M
