@@ -48,13 +48,14 @@ local cfg = {
   steps = opts.steps or tonumber(arg and arg[1]) or 600, batch = 32, lr = 3e-3,
   max_new_tokens = 110,
   out = opts.out or "runs/report",
+  corpus = opts.corpus,     -- an ecgwb dataset file (nil: the default simulated corpus)
 }
 wb.manual_seed(cfg.seed)
 local t_start = wb.now()
 
 -- 1. data and evidence (measurements cached under out/)
-local tr = wb.corpus.load { split = "train", fs = cfg.fs }
-local te = wb.corpus.load { split = "test", fs = cfg.fs }
+local tr = wb.corpus.load { path = cfg.corpus, split = "train", fs = cfg.fs }
+local te = wb.corpus.load { path = cfg.corpus, split = "test", fs = cfg.fs }
 local ev_tr = L.evidence_cached(tr.x, cfg.fs, cfg.out .. "/evidence-train.txt")
 local ev_te = L.evidence_cached(te.x, cfg.fs, cfg.out .. "/evidence-test.txt")
 print(string.format("corpus %s: train %d, test %d records of 12 x %d at %d Hz; data and evidence in %.1f s",

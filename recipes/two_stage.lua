@@ -56,6 +56,7 @@ if type(opts) ~= "table" then opts = {} end
 local cfg = {
   seed = 2024,
   out = "runs/two_stage",
+  corpus = false,                                       -- an ecgwb dataset file with truth/ (false: the default corpus)
   stage1_encoder_steps = 600, stage1_steps = 900,       -- recipes/report.lua's training
   reuse_stage1 = false,                                 -- true: load out/stage1/model instead of training it
   align_loss = "align_mse",                             -- a wb.losses name, or a function(pred, target)
@@ -87,7 +88,7 @@ local function elapsed() return string.format("[%5.0f s]", wb.now() - t_start) e
 
 ------------------------------------------------------------------ stage 1: interpretation
 local c = U.defaults
-local te = wb.corpus.load { split = "test", fs = c.fs_lm }
+local te = wb.corpus.load { path = cfg.corpus, split = "test", fs = c.fs_lm }
 local labels_te = L.label_lists(te.labels, te.label_names)
 local ev_te, x_lm_te, prompts_te
 -- report metrics of an EcgLM on the test split (greedy reports after the evidence prompt)
@@ -108,7 +109,7 @@ if cfg.reuse_stage1 and io.open(cfg.out .. "/stage1/model/config.json", "r") the
 else
   print(elapsed() .. " stage 1: ECG -> report (recipes/report.lua)")
   stage1 = assert(loadfile(here .. "/report.lua"))({
-    out = cfg.out .. "/stage1", steps = cfg.stage1_steps, encoder_steps = cfg.stage1_encoder_steps,
+    out = cfg.out .. "/stage1", steps = cfg.stage1_steps, encoder_steps = cfg.stage1_encoder_steps, corpus = cfg.corpus,
   })
 end
 local lm = L.load(cfg.out .. "/stage1/model")
@@ -117,7 +118,7 @@ local lm = L.load(cfg.out .. "/stage1/model")
 print(elapsed() .. " stage 2: text -> ECG, the stage-1 LM frozen")
 local uni = U.UniECG({ sediff = { prior = cfg.prior, retrieval = cfg.retrieval } }, lm)
 uni:freeze_lm()
-local tr = wb.corpus.load { split = "train", fs = c.fs_lm }
+local tr = wb.corpus.load { path = cfg.corpus, split = "train", fs = c.fs_lm }
 local xg_tr = wb.signal.resample(tr.x, c.fs_lm, c.fs_gen)     -- (N, 12, 1024)
 local xg_te = wb.signal.resample(te.x, c.fs_lm, c.fs_gen)
 local labels_tr = L.label_lists(tr.labels, tr.label_names)
@@ -308,7 +309,7 @@ print(string.format("respond{ecg=test record 1} -> %s: %s", demo_rep.kind, demo_
 
 ------------------------------------------------------------------ the run's page
 local page = wb.notebook.page("UniECG two-stage run")
-page:md(string.format("Default simulated corpus (%s, seed 2024): train %d, test %d. Wall time %.0f s. " ..
+page:md(string.format("Corpus %s: train %d, test %d. Wall time %.0f s. " ..
   "Simulator prior %s, retrieval %s, alignment loss %s.", te.file, tr.n, te.n, wb.now() - t_start,
   cfg.prior and "on" or "off", cfg.retrieval and "on" or "off", tostring(cfg.align_loss)))
 page:md("## Interpretation (test split)")

@@ -1,0 +1,28 @@
+#!/bin/sh
+# test_two_stage.sh: the main job, recipes/two_stage.lua, end to end at toy
+# size on a small simulated corpus: it runs, prints its metrics, writes its
+# page with the figures and a model that loads and answers both kinds of
+# request; a bad option stops it with a message.
+set -e
+. tests/hostlib.sh
+dir=$tmp
+"$ECGWB" -e "require('ecgwb').sim.make_corpus { out = '$dir/c.h5', n = 40, fs = 500, seconds = 10, seed = 3, split = { 60, 10, 30 }, progress = false }"
+"$ECGWB" recipes/two_stage.lua --corpus="$dir/c.h5" --out="$dir/run" --stage1_encoder_steps=5 --stage1_steps=5 \
+    --align_steps=5 --vae_steps=5 --gen_steps=5 --n_eval=4 --sample_steps=2 --requests_per_record=1 > "$dir/log" 2>&1 \
+    || { cat "$dir/log"; fail "two_stage.lua failed"; }
+grep -q "label F1 micro" "$dir/log" || fail "no interpretation metrics"
+grep -q "HR MAE .* condition accuracy .* rFID" "$dir/log" || fail "no generation metrics"
+grep -q "done. The run's page: $dir/run/report.html" "$dir/log" || fail "the page's path is not printed"
+test "$(grep -o 'data:image/png;base64' "$dir/run/report.html" | wc -l)" -ge 3 || fail "the page has fewer than 3 figures"
+"$ECGWB" -e "
+local wb = require 'ecgwb'
+local U = require 'ecgwb.models.uniecg'
+local uni = U.load('$dir/run/model')
+local g = uni:respond { text = 'Generate an ECG showing atrial fibrillation at 110 bpm', seed = 1 }
+assert(g.kind == 'ecg' and g.ecg:size(1) == 12 and g.ecg:size(2) == 1024, 'generation')
+local r = uni:respond { ecg = wb.sim.ecg { fs = 500, seconds = 10, seed = 4 }, fs = 500, max_new_tokens = 8 }
+assert(r.kind == 'report' and type(r.text) == 'string', 'report')
+print('loaded model answers')" | grep -q "loaded model answers" || fail "the saved model does not load and answer"
+if "$ECGWB" recipes/two_stage.lua --corpus="$dir/c.h5" --gen_stepz=5 > "$dir/log2" 2>&1; then fail "a misspelt option was accepted"; fi
+grep -q "unknown option 'gen_stepz'" "$dir/log2" || fail "no message for a misspelt option: $(cat "$dir/log2")"
+echo ok
