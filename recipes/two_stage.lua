@@ -30,7 +30,8 @@ Stage 2, generation (text -> 12-lead ECG). The stage-1 LM is frozen.
      synthesiser turns them into template beats, fitted to each record's
      mean beat, and a consistency loss ties the decoded x0 prediction's beats
      to the templates. Condition dropout 0.1 for classifier-free guidance,
-     EMA weights; DDIM 50 steps, guidance 2.
+     EMA weights; DDIM 50 steps; the guidance scale (2 or 4) is chosen on
+     the validation split by condition accuracy.
 
 Evaluation (test split). Interpretation: BLEU, ROUGE-L, METEOR and label F1
 of the reports, after stage 1 and again after stage 2. Generation, from
@@ -64,7 +65,7 @@ local cfg = {
   vae_steps = 500, vae_batch = 16, vae_lr = 2e-3, beta = 1e-4,
   gen_steps = 1500, gen_batch = 32, gen_lr = 1e-3, ema = 0.999, student_mix = 0.3,
   prior = true, retrieval = true,
-  n_eval = 96, sample_steps = 50, guidance = 2,
+  n_eval = 96, sample_steps = 50, guidance = { 2, 4 },   -- a scale, or scales to choose from on validation
 }
 -- command-line --key=value (numbers, true/false, strings) or an opts table
 for _, a in ipairs(type(arg) == "table" and arg or {}) do
@@ -246,25 +247,46 @@ print(elapsed() .. " evaluation on the test split")
 -- interpretation after stage 2 (the LM was frozen: it must not have forgotten)
 local after, reports_after = interpretation(uni.lm)
 
--- generation from requests written from the first n_eval test records
-local n = math.min(cfg.n_eval, te.n)
-local rows = wb.arange(0, n, 1, "i64")
-local req_eval, hr_eval = {}, {}
-for i = 1, n do
-  req_eval[i] = wb.requests.text(labels_te[i], { hr = te.truth.hr:get(i), age = te.age:get(i), sex = te.sex:get(i), pick = i })
-  hr_eval[i] = te.truth.hr:get(i)
+-- requests written from the first n_eval records of a split
+local function requests_of(set)
+  local labels, req, hrs = L.label_lists(set.labels, set.label_names), {}, {}
+  for i = 1, math.min(cfg.n_eval, set.n) do
+    req[i] = wb.requests.text(labels[i], { hr = set.truth.hr:get(i), age = set.age:get(i), sex = set.sex:get(i), pick = i })
+    hrs[i] = set.truth.hr:get(i)
+  end
+  return req, hrs
 end
+-- the condition classifier: trained on real training ECGs
+local clf = wb.condclf.train { x = xg_tr, labels = tr.labels, label_names = tr.label_names, fs = c.fs_gen, seed = cfg.seed }
+local function classes_of(set, k) return wb.condclf.conditions(set.labels:narrow(1, 1, k), set.label_names) end
+-- the guidance scale: the best condition accuracy on validation requests (never the test split)
+local guidance = cfg.guidance
+if type(guidance) == "table" then
+  local va = wb.corpus.load { path = cfg.corpus, split = "validation", fs = c.fs_gen }
+  local req_va = requests_of(va)
+  local best
+  for _, w in ipairs(cfg.guidance) do
+    local acc = clf:accuracy(uni:generate(req_va, { seed = cfg.seed, steps = cfg.sample_steps, guidance = w }), classes_of(va, #req_va))
+    print(string.format("%s guidance %g: validation condition accuracy %.3f", elapsed(), w, acc))
+    if not best or acc > best then best, guidance = acc, w end
+  end
+end
+uni.cfg.guidance = guidance -- respond() and the saved model sample with it
+
+-- generation from requests written from the first n_eval test records
+local req_eval, hr_eval = requests_of(te)
+local n = #req_eval
+local rows = wb.arange(0, n, 1, "i64")
 local t_gen = wb.now()
-local gen = uni:generate(req_eval, { seed = cfg.seed, steps = cfg.sample_steps, guidance = cfg.guidance })
+local gen = uni:generate(req_eval, { seed = cfg.seed, steps = cfg.sample_steps, guidance = guidance })
 t_gen = wb.now() - t_gen
 local real = xg_te:index_select(1, rows)
 local hr = wb.metrics.hr_mae(gen, hr_eval, c.fs_gen)
 local hr_real = wb.metrics.hr_mae(real, hr_eval, c.fs_gen)
-local clf = wb.condclf.train { x = xg_tr, labels = tr.labels, label_names = tr.label_names, fs = c.fs_gen, seed = cfg.seed }
-local cls = wb.condclf.conditions(te.labels:index_select(1, rows), te.label_names)
+local cls = classes_of(te, n)
 local cond_acc, cond_acc_real = clf:accuracy(gen, cls), clf:accuracy(real, cls)
 -- the same records generated from their reports' own text embeddings: what a perfect alignment would give
-local gen_rep = uni:generate(req_eval, { seed = cfg.seed, steps = cfg.sample_steps, guidance = cfg.guidance,
+local gen_rep = uni:generate(req_eval, { seed = cfg.seed, steps = cfg.sample_steps, guidance = guidance,
                                          emb = teacher_te:index_select(1, rows) })
 local cond_acc_report = clf:accuracy(gen_rep, cls)
 local function embed(x) return uni.lm:embed(wb.signal.resample(x:contiguous(), c.fs_gen, c.fs_model)) end
@@ -289,13 +311,13 @@ local M = {
   vae_rel_error = vae_rel, hr_mae = hr.mae, hr_failed = hr.failed, hr_mae_real = hr_real.mae,
   condition_accuracy = cond_acc, condition_accuracy_real = cond_acc_real, condition_accuracy_from_reports = cond_acc_report, fid = fid, fid_ref = fid_ref, rfid = rfid,
   knn_precision = knn_p, knn_recall = knn_r, einthoven = ein_gen, einthoven_real = ein_real,
-  clip_score = clip_score, rclip = rclip, n_eval = n, prior = cfg.prior, retrieval = cfg.retrieval,
+  clip_score = clip_score, rclip = rclip, n_eval = n, guidance = guidance, prior = cfg.prior, retrieval = cfg.retrieval,
 }
 print(string.format("interpretation, test (%d): label F1 micro %.3f after stage 1, %.3f after stage 2; BLEU-4 %.3f / %.3f",
   te.n, stage1.label_f1_micro, after.label_f1_micro, stage1.bleu4, after.bleu4))
 print(string.format("generation, %d test requests (%.0f s for DDIM %d steps, guidance %g): HR MAE %.1f bpm " ..
   "(%d without a rate; real ECGs %.1f), condition accuracy %.3f (real %.3f; generated from the reports' embeddings %.3f), FID %.2f / real halves %.2f = rFID %.2f, " ..
-  "k-NN precision %.2f recall %.2f, Einthoven |I+III-II| %.4f mV (real %.4f)", n, t_gen, cfg.sample_steps, cfg.guidance,
+  "k-NN precision %.2f recall %.2f, Einthoven |I+III-II| %.4f mV (real %.4f)", n, t_gen, cfg.sample_steps, guidance,
   hr.mae, hr.failed, hr_real.mae, cond_acc, cond_acc_real, cond_acc_report, fid, fid_ref, rfid, knn_p, knn_r, ein_gen, ein_real))
 print(clip_line)
 
