@@ -64,15 +64,7 @@ print(string.format("corpus %s: train %d / validation %d / test %d records, 12 x
   data.train.file, data.train.n, data.validation.n, data.test.n, data.train.samples, cfg.fs, #names))
 
 -- the pretrained encoder (pretrained here if there is none)
-local function file_exists(p) local f = io.open(p, "rb"); if f then f:close() end; return f ~= nil end
-if not file_exists(cfg.encoder) then
-  print(string.format("no pretrained encoder at %s: pretraining one now (pretrain_fm.lua, %d steps on the corpus's training records, no labels)",
-    cfg.encoder, cfg.pretrain_steps))
-  assert(loadfile("recipes/pretrain_fm.lua"))({ steps = cfg.pretrain_steps, data = "corpus", corpus = cfg.corpus,
-    out = cfg.encoder, probe = false })
-end
-local ck = wb.checkpoint.read(cfg.encoder)
-local ecfg = { base = ck.config.model, objective = ck.config.objective }
+local ecfg, ck = P.pretrained_encoder(cfg.encoder, { steps = cfg.pretrain_steps, corpus = cfg.corpus })
 local pretrained = E.EcgEncoder(ecfg)
 wb.checkpoint.load(cfg.encoder, { model = pretrained, rng = false })
 print(string.format("pretrained encoder: %s ('%s', %s, %d steps on %s data, final loss %.3f)", cfg.encoder,

@@ -61,6 +61,21 @@ M.pools = { frames_mean = true, frames_max = true, features_mean = true, feature
 
 -- the pooled embedding of one batch, with autograd (fine-tuning uses it):
 -- x (B, 12, L), lead_mask (B, 12) or nil, pool (list) -> (B, D')
+-- the encoder checkpoint written by recipes/pretrain_fm.lua --out=file, made
+-- first when the file is missing (o.steps pretraining steps on the training
+-- records of o.corpus, or the default corpus; no labels). Returns the
+-- encoder config { base, objective } and the checkpoint (its .config).
+function M.pretrained_encoder(file, o)
+  local f = io.open(file, "rb")
+  if f then f:close() else
+    print(string.format("no pretrained encoder at %s: pretraining one now (pretrain_fm.lua, %d steps on the corpus's training records, no labels)",
+      file, o.steps))
+    assert(loadfile("recipes/pretrain_fm.lua"))({ steps = o.steps, data = "corpus", corpus = o.corpus, out = file, probe = false })
+  end
+  local ck = wb.checkpoint.read(file)
+  return { base = ck.config.model, objective = ck.config.objective }, ck
+end
+
 function M.pool(enc, x, lead_mask, pool)
   local out = enc(x, lead_mask)
   local parts = {}
