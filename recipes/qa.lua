@@ -37,19 +37,7 @@ local cfg = {
 wb.manual_seed(cfg.seed)
 local t_start = wb.now()
 
-local f = io.open(cfg.report_dir .. "/model/config.json", "r")
-if f then f:close() else
-  print("no report model in " .. cfg.report_dir .. ": running recipes/report.lua first")
-  assert(loadfile("recipes/report.lua"))({ out = cfg.report_dir })
-end
-local model = L.load(cfg.report_dir .. "/model")
-
-local tr = wb.corpus.load { split = "train", fs = cfg.fs }
-local te = wb.corpus.load { split = "test", fs = cfg.fs }
-local ev_tr = L.evidence_cached(tr.x, cfg.fs, cfg.report_dir .. "/evidence-train.txt")
-local ev_te = L.evidence_cached(te.x, cfg.fs, cfg.report_dir .. "/evidence-test.txt")
-tr.x = wb.signal.resample(tr.x, cfg.fs, cfg.fs_model)
-te.x = wb.signal.resample(te.x, cfg.fs, cfg.fs_model)
+local model, tr, te, ev_tr, ev_te = L.from_report_recipe(cfg.report_dir, cfg.fs, cfg.fs_model)
 
 -- the questions and their answers from the ground truth
 local types = { "afib", "rhythm", "wide_qrs", "ste", "hr" }

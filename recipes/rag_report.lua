@@ -42,21 +42,9 @@ local cfg = {
 wb.manual_seed(cfg.seed)
 local t_start = wb.now()
 
--- 0. the report model (trained here if missing)
-local f = io.open(cfg.report_dir .. "/model/config.json", "r")
-if f then f:close() else
-  print("no report model in " .. cfg.report_dir .. ": running recipes/report.lua first")
-  assert(loadfile("recipes/report.lua"))({ out = cfg.report_dir })
-end
-local base = L.load(cfg.report_dir .. "/model")
-
--- 1. data and evidence (as recipes/report.lua; its cached measurements are reused)
-local tr = wb.corpus.load { split = "train", fs = cfg.fs }
-local te = wb.corpus.load { split = "test", fs = cfg.fs }
-local ev_tr = L.evidence_cached(tr.x, cfg.fs, cfg.report_dir .. "/evidence-train.txt")
-local ev_te = L.evidence_cached(te.x, cfg.fs, cfg.report_dir .. "/evidence-test.txt")
-tr.x = wb.signal.resample(tr.x, cfg.fs, cfg.fs_model)
-te.x = wb.signal.resample(te.x, cfg.fs, cfg.fs_model)
+-- 0. the report model (trained here if missing), the data and evidence (as
+-- recipes/report.lua; its cached measurements are reused)
+local base, tr, te, ev_tr, ev_te = L.from_report_recipe(cfg.report_dir, cfg.fs, cfg.fs_model)
 
 -- 2. the index over the training ECGs, through HDF5
 local function findings(report) -- the report without its interval sentence, at most max_chars

@@ -576,6 +576,27 @@ function M.label_lists(labels, names)
   return out
 end
 
+-- what recipes that build on recipes/report.lua start from (rag_report, qa):
+-- its trained model in dir/model (report.lua is run first when it is
+-- missing), the default corpus's train and test splits at fs with the
+-- measurements report.lua cached in dir, and the signals resampled to
+-- fs_model. Returns model, tr, te, ev_tr, ev_te.
+function M.from_report_recipe(dir, fs, fs_model)
+  local f = io.open(dir .. "/model/config.json", "r")
+  if f then f:close() else
+    print("no report model in " .. dir .. ": running recipes/report.lua first")
+    assert(loadfile("recipes/report.lua"))({ out = dir })
+  end
+  local model = M.load(dir .. "/model")
+  local tr = wb.corpus.load { split = "train", fs = fs }
+  local te = wb.corpus.load { split = "test", fs = fs }
+  local ev_tr = M.evidence_cached(tr.x, fs, dir .. "/evidence-train.txt")
+  local ev_te = M.evidence_cached(te.x, fs, dir .. "/evidence-test.txt")
+  tr.x = wb.signal.resample(tr.x, fs, fs_model)
+  te.x = wb.signal.resample(te.x, fs, fs_model)
+  return model, tr, te, ev_tr, ev_te
+end
+
 ------------------------------------------------------------------ save / load
 function EcgLM:save(dir)
   if type(dir) ~= "string" then error("EcgLM:save: expected a directory name", 2) end
