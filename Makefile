@@ -16,8 +16,8 @@ SANFLAGS =
 endif
 PREFIX ?= /usr/local
 CC ?= cc
-PKGS = luajit hdf5-serial libuv libedit cairo zlib
-DEPS_APT = libdnnl-dev libluajit-5.1-dev luajit libhdf5-dev libuv1-dev libedit-dev libcairo2-dev zlib1g-dev pkg-config python3-h5py chromium
+PKGS = luajit hdf5-serial libuv libedit cairo zlib libdeflate
+DEPS_APT = libdnnl-dev libluajit-5.1-dev luajit libhdf5-dev libuv1-dev libedit-dev libcairo2-dev zlib1g-dev libdeflate-dev pkg-config python3-h5py chromium
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS += -O2 -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fopenmp -fPIC $(SANFLAGS) $(PKG_CFLAGS)

@@ -20,6 +20,7 @@
 typedef struct ewb_chunk_scratch {
     unsigned char *raw, *a, *b;   /* the stored chunk; two work buffers */
     size_t rawcap, abcap;
+    struct libdeflate_decompressor *inflater; /* made at the first inflate */
 } ewb_chunk_scratch;
 void ewb_chunk_scratch_free(ewb_chunk_scratch *s);
 
