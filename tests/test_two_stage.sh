@@ -23,6 +23,18 @@ assert(g.kind == 'ecg' and g.ecg:size(1) == 12 and g.ecg:size(2) == 1024, 'gener
 local r = uni:respond { ecg = wb.sim.ecg { fs = 500, seconds = 10, seed = 4 }, fs = 500, max_new_tokens = 8 }
 assert(r.kind == 'report' and type(r.text) == 'string', 'report')
 print('loaded model answers')" | grep -q "loaded model answers" || fail "the saved model does not load and answer"
+# the demo notebook on the model just trained: it runs, and its page holds
+# the figures of each cell (12-lead plots of real and generated ECGs, the
+# guidance overlay); without a model it stops with a message saying what to do
+ECGWB_UNIECG_MODEL="$dir/run/model" "$ECGWB" notebook run notebooks/two_stage_demo.lua --out "$dir/demo.html" --quiet \
+    || fail "the two-stage demo notebook failed"
+/usr/bin/python3 tests/check_notebook_html.py page notebooks/two_stage_demo.lua "$dir/demo.html" --figures "2=2,3=4,5=1" \
+    > /dev/null || fail "the demo notebook's page"
+grep -q "HR measured on the generated ECG" "$dir/demo.html" || fail "the demo has no HR table"
+grep -q "guidance 4: measured HR" "$dir/demo.html" || fail "the demo has no guidance comparison"
+if ECGWB_UNIECG_MODEL="$dir/none" "$ECGWB" notebook run notebooks/two_stage_demo.lua --out "$dir/demo2.html" --quiet \
+    > "$dir/log3" 2>&1; then fail "the demo ran without a model"; fi
+grep -q "run \`make run\`" "$dir/demo2.html" || fail "no message for a missing model: $(cat "$dir/log3")"
 if "$ECGWB" recipes/two_stage.lua --corpus="$dir/c.h5" --gen_stepz=5 > "$dir/log2" 2>&1; then fail "a misspelt option was accepted"; fi
 grep -q "unknown option 'gen_stepz'" "$dir/log2" || fail "no message for a misspelt option: $(cat "$dir/log2")"
 echo ok
