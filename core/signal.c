@@ -241,27 +241,30 @@ int ewb_notch_filter(ewb_tensor *x, double fs, double f0, double q, int zero_pha
 
 /* ------------------------------------------------------------ baseline */
 
-/* running median of width w (odd) of x[0..n) into m, edges padded with the
-   end values; a sorted window updated by one removal and one insertion */
+/* running median of width w (odd) of x[0..n) into m; near the edges the
+   window is cut to the samples inside the record (the median of an even
+   count is the mean of the middle two): padding with the end value would
+   take a wave cut by the edge (the tail of a QRS) for the baseline. A
+   sorted window updated by one insertion and one removal. */
 static void running_median(const double *x, int64_t n, int64_t w, double *m, double *win) {
-    int64_t h = w / 2;
-    for (int64_t i = 0; i < w; i++) {
-        int64_t k = i - h;
-        win[i] = x[k < 0 ? 0 : k >= n ? n - 1 : k];
-    }
-    qsort(win, (size_t)w, sizeof *win, cmp_double);
+    int64_t h = w / 2, k = 0; /* win[0..k) sorted: x[t-h .. t+h] within the record */
     for (int64_t t = 0; t < n; t++) {
-        m[t] = win[h];
-        if (t + 1 == n) break;
-        int64_t ko = t - h, ki = t + h + 1;
-        double vo = x[ko < 0 ? 0 : ko], vi = x[ki >= n ? n - 1 : ki];
-        int64_t lo = 0, hi = w - 1; /* find vo */
-        while (lo < hi) { int64_t mid = (lo + hi) / 2; if (win[mid] < vo) lo = mid + 1; else hi = mid; }
-        memmove(win + lo, win + lo + 1, sizeof *win * (size_t)(w - 1 - lo));
-        lo = 0, hi = w - 1; /* insert vi among w-1 values */
-        while (lo < hi) { int64_t mid = (lo + hi) / 2; if (win[mid] < vi) lo = mid + 1; else hi = mid; }
-        memmove(win + lo + 1, win + lo, sizeof *win * (size_t)(w - 1 - lo));
-        win[lo] = vi;
+        int64_t ko = t - h - 1;
+        if (ko >= 0) { /* remove x[ko] */
+            double vo = x[ko];
+            int64_t lo = 0, hi = k - 1;
+            while (lo < hi) { int64_t mid = (lo + hi) / 2; if (win[mid] < vo) lo = mid + 1; else hi = mid; }
+            memmove(win + lo, win + lo + 1, sizeof *win * (size_t)(k - 1 - lo));
+            k--;
+        }
+        for (int64_t ki = t == 0 ? 0 : t + h; ki <= t + h && ki < n; ki++) { /* insert x[ki] */
+            double vi = x[ki];
+            int64_t lo = 0, hi = k;
+            while (lo < hi) { int64_t mid = (lo + hi) / 2; if (win[mid] < vi) lo = mid + 1; else hi = mid; }
+            memmove(win + lo + 1, win + lo, sizeof *win * (size_t)(k - lo));
+            win[lo] = vi, k++;
+        }
+        m[t] = k & 1 ? win[k / 2] : 0.5 * (win[k / 2 - 1] + win[k / 2]);
     }
 }
 
@@ -513,12 +516,12 @@ int ewb_rpeaks(ewb_tensor *x, double fs, ewb_tensor **out) {
     for (int64_t t = -hw; t < n + hw; t++) { /* acc = sum sq[t-hw .. t+hw] */
         if (t + hw < n) acc += sq[t + hw];
         if (t - hw - 1 >= 0) acc -= sq[t - hw - 1];
-        if (t >= 0 && t < n) mwi[t] = acc / (2 * hw + 1);
+        if (t >= 0 && t < n) mwi[t] = acc / (double)((t + hw < n ? t + hw : n - 1) - (t - hw > 0 ? t - hw : 0) + 1);
     }
     /* 4. candidates and thresholds */
     int64_t nc = 0;
-    for (int64_t t = 1; t + 1 < n; t++)
-        if (mwi[t] > mwi[t - 1] && mwi[t] >= mwi[t + 1]) cand[nc++] = t;
+    for (int64_t t = 0; t < n; t++)
+        if ((t == 0 || mwi[t] > mwi[t - 1]) && (t == n - 1 || mwi[t] >= mwi[t + 1])) cand[nc++] = t;
     int64_t learn = (int64_t)(2 * fs) < n ? (int64_t)(2 * fs) : n;
     double mx = 0, mean = 0;
     for (int64_t t = 0; t < learn; t++) { mx = mwi[t] > mx ? mwi[t] : mx; mean += mwi[t]; }
@@ -588,11 +591,33 @@ int ewb_rpeaks(ewb_tensor *x, double fs, ewb_tensor **out) {
         int64_t best = qrs[i];
         for (int64_t t = qrs[i] - sw; t <= qrs[i] + sw; t++)
             if (t >= 0 && t < n && sq[t] > sq[best]) best = t;
+        /* a deflection still growing at the window's edge that grows on to
+           the record's edge peaks outside the record: a beat cut by the
+           edge, whose R is not in the record */
+        int dir = best <= qrs[i] - sw || best == 0 ? -1 : best >= qrs[i] + sw || best == n - 1 ? 1 : 0;
+        int64_t u = best;
+        while (dir && u + dir >= 0 && u + dir < n && sq[u + dir] >= sq[u]) u += dir;
+        if (dir && (u == 0 || u == n - 1)) continue;
         if (k > 0 && best - qrs[k - 1] < refr) { /* two marks on one beat: keep the larger */
             if (sq[best] > sq[qrs[k - 1]]) qrs[k - 1] = best;
             continue;
         }
         qrs[k++] = best;
+    }
+    /* the record's edges: the first QRS has none before it to be tested
+       against, so the T wave of a beat just before the record passes for a
+       QRS, as does the P wave of a beat just after it for the last one.
+       Within 0.6 s of its edge, a first or last QRS whose deflection is
+       under half the median QRS's (amplitude; a quarter in sq) is such a
+       wave. */
+    if (k >= 4) {
+        for (int64_t i = 0; i < k; i++) lead[i] = sq[qrs[i]];
+        double amed = median(lead, k), edge = 0.6 * fs;
+        int64_t lo = 0, hi = k;
+        if (qrs[0] < edge && sq[qrs[0]] < 0.25 * amed) lo = 1;
+        if (qrs[k - 1] > n - 1 - edge && sq[qrs[k - 1]] < 0.25 * amed) hi = k - 1;
+        memmove(qrs, qrs + lo, sizeof(int64_t) * (size_t)(hi - lo));
+        k = hi - lo;
     }
     ewb_tensor *res = ewb_empty(EWB_DTYPE_I64, 1, &k);
     if (res) memcpy(ewb_tensor_data(res), qrs, sizeof(int64_t) * (size_t)k);
