@@ -698,8 +698,9 @@ int ewb_rhythm_measures(ewb_tensor *rpeaks, double fs, ewb_rhythm *out) {
         Gaussian wave);
      5. P: E's maximum from R - min(0.45 RR, 400 ms) (or the previous T
         offset) to QRS onset - 10 ms, when it is an interior local maximum
-        rising at least 4% of the QRS peak above the window's minimum; onset
-        and offset by tangents. Then P waves must recur at one PR interval
+        rising at least 4% of the QRS peak above the window's minimum and
+        the window holds no second bump like it (second_bump); onset and
+        offset by tangents. Then P waves must recur at one PR interval
         (see the summary), which tells sinus P waves from f waves;
      6. intervals are medians over beats: PR = QRS onset - P onset, QRS =
         offset - onset, QT = T offset - QRS onset; QTc by Bazett QT/sqrt(RR)
@@ -937,6 +938,22 @@ static void iso_correct(dl_state *s) {
     free(iso);
 }
 
+/* whether E has, in [a, b] besides its maximum at pp, another bump: a
+   maximum over +-w samples standing out at least h above E on both sides
+   of it within the window (its prominence there). A P wave is a lone bump
+   before the QRS, while the f waves of atrial fibrillation are several
+   alike; the +-w (20 ms) keeps the narrow bumps of noise out of it. */
+static int second_bump(const env *e, int64_t a, int64_t b, int64_t pp, double h, int64_t w) {
+    const double *E = e->E;
+    for (int64_t q = a + 1; q < b; q++) {
+        if (q == pp || !(E[q] > E[q - 1] && E[q] >= E[q + 1])) continue;
+        if (E[q] < E[win_argmax(e, q - w, q + w)]) continue;
+        double left = win_min(e, a, q), right = win_min(e, q, b);
+        if (E[q] - fmax(left, right) >= h) return 1;
+    }
+    return 0;
+}
+
 /* the P wave's threshold is 4% of the QRS peak, the QRS peak taken at most
    P_QRS_CAP mV (a normal QRS): it follows the recording's gain and low
    voltage, but the large QRS of LVH says nothing of the atria */
@@ -989,7 +1006,8 @@ static void beats_pass(dl_state *s) {
         if (ps >= 2 && pe > ps + 4) {
             int64_t pp = win_argmax(&e, ps, pe);
             double lvl_on = win_min(&e, ps, pp), lvl_off = win_min(&e, pp, pe);
-            if (pp > ps && pp < pe && E[pp] - fmax(lvl_on, lvl_off) >= 0.04 * fmin(Er, P_QRS_CAP)) {
+            double hgt = E[pp] - fmax(lvl_on, lvl_off);
+            if (pp > ps && pp < pe && hgt >= 0.04 * fmin(Er, P_QRS_CAP) && !second_bump(&e, ps, pe, pp, 0.5 * hgt, (int64_t)(20 * ms))) {
                 P[1] = (double)pp;
                 P[0] = tangent(&e, ps, pp, lvl_on, 1);
                 P[2] = tangent(&e, pp, pe, lvl_off, -1);

@@ -156,7 +156,7 @@ for _, c in ipairs(dconds) do
     if off("qt", m.qt, t.qt_ms, 20) then bad[#bad + 1] = string.format("%d/#%d QT %s vs %.0f", seed, idx, tostring(m.qt), t.qt_ms) end
     if af and not (rh.cv > 0.1 and m.p_fraction == 0) then
       rhythm_bad[#rhythm_bad + 1] = string.format("%d/#%d RR CV %.3f, P in %.2f of beats", seed, idx, rh.cv, m.p_fraction)
-    elseif fl and m.p_fraction ~= 0 and not (seed == 12 and idx == 103 and c.flutter_block == 4) then
+    elseif fl and m.p_fraction ~= 0 then
       rhythm_bad[#rhythm_bad + 1] = string.format("%d/#%d P in %.2f of beats", seed, idx, m.p_fraction)
     elseif sinus and not (rh.cv < 0.08 and m.p_fraction >= 0.8) then
       rhythm_bad[#rhythm_bad + 1] = string.format("%d/#%d RR CV %.3f, P in %.2f of beats", seed, idx, rh.cv, m.p_fraction)
