@@ -577,6 +577,13 @@ int ewb_rpeaks(ewb_tensor *x, double fs, ewb_tensor **out) {
             npki = 0.125 * mwi[p] + 0.875 * npki;
         }
     }
+    /* the record's end: a QRS cut by it fills only part of its integration
+       window and the thresholds, learnt on whole ones, miss it. Energy
+       still rising at the last sample, outside the refractory period and
+       the T wave's 360 ms, is taken as a beat; the placement and the edge
+       rule below keep it only if its deflection peaks inside the record and
+       is as large as a QRS's. */
+    if (nq >= 1 && n >= 2 && mwi[n - 1] > mwi[n - 2] && n - 1 - qrs[nq - 1] >= twin) qrs[nq++] = n - 1;
     /* 5. place each QRS at its largest deflection */
     memset(sq, 0, sizeof(double) * (size_t)n);
     for (int64_t r = 0; r < rows; r++) {
