@@ -1001,8 +1001,18 @@ static void beats_pass(dl_state *s) {
             if (tp > ts && tp < te) {
                 int64_t tend = tp + (int64_t)(150 * ms) < lim ? tp + (int64_t)(150 * ms) : lim;
                 double lvl = win_min(&e, tp, tp + (int64_t)(250 * ms) < lim ? tp + (int64_t)(250 * ms) : lim);
+                /* the tangent on the final descent: from the last point
+                   at 70% of the T's height above the level to the first at
+                   10% (an ST plateau before the T makes a second, earlier
+                   maximum of E; a Gaussian is steepest at 61%) */
+                int64_t t10 = tp, t70;
+                while (t10 < lim && E[t10] > lvl + 0.1 * (E[tp] - lvl)) t10++;
+                if (t10 < lim && t10 > tend) {
+                    for (t70 = t10; t70 > tp && E[t70] < lvl + 0.7 * (E[tp] - lvl); t70--) {}
+                    tend = t10;
+                } else t70 = tp;
                 P[6] = (double)tp;
-                P[7] = tangent(&e, tp, tend, lvl, -1);
+                P[7] = tangent(&e, t70, tend, lvl, -1);
                 if (!(P[7] < n)) P[7] = NAN;
             }
         }
