@@ -1004,10 +1004,12 @@ static void beats_pass(dl_state *s) {
                 /* the tangent on the final descent: from the last point
                    at 70% of the T's height above the level to the first at
                    10% (an ST plateau before the T makes a second, earlier
-                   maximum of E; a Gaussian is steepest at 61%) */
+                   maximum of E; a Gaussian is steepest at 61%). Not in
+                   atrial fibrillation (the representative-beat pass), where
+                   f waves hold E up after the T and the 10% point wanders */
                 int64_t t10 = tp, t70;
                 while (t10 < lim && E[t10] > lvl + 0.1 * (E[tp] - lvl)) t10++;
-                if (t10 < lim && t10 > tend) {
+                if (t10 < lim && t10 > tend && isnan(s->tq_on)) {
                     for (t70 = t10; t70 > tp && E[t70] < lvl + 0.7 * (E[tp] - lvl); t70--) {}
                     tend = t10;
                 } else t70 = tp;
