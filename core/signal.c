@@ -459,7 +459,8 @@ static double slope_at(const double *sq, int64_t t, int64_t w) {
      2. five-point derivative, squared; with several leads each lead's
         squared slope is divided by its mean so every lead weighs the same,
         then the leads are summed;
-     3. moving-window integration over 150 ms (centred);
+     3. moving-window integration over 150 ms (centred; near the record's
+        edges the mean of the samples inside it);
      4. local maxima of the integrated signal are QRS candidates; adaptive
         thresholds SPKI/NPKI (THR1 = NPKI + 0.25 (SPKI - NPKI), THR2 = THR1/2),
         learnt on the first 2 s; a 200 ms refractory period (of candidates
@@ -470,9 +471,11 @@ static double slope_at(const double *sq, int64_t t, int64_t w) {
         whose maximal slope is at least half the last QRS's (an f wave or a
         T wave in a long pause of atrial fibrillation is not);
      5. each QRS is placed at the largest deflection of the clean signal
-        (clean_rows)
-        (sum over leads of the squared, unit-variance-scaled signal) within
-        +-75 ms. */
+        (clean_rows; sum over leads of the squared, unit-variance-scaled
+        signal) within +-75 ms;
+     6. the record's edges: a beat whose deflection peaks outside the
+        record is dropped, a QRS cut at its peak by the end is looked for,
+        and a first or last beat as small as a T or P wave is dropped. */
 int ewb_rpeaks(ewb_tensor *x, double fs, ewb_tensor **out) {
     if (!out) return ewb_error("rpeaks: out is NULL");
     if (!(fs >= 50 && fs <= 20000)) return ewb_error("rpeaks: fs must be in [50, 20000] Hz, got %g", fs);
