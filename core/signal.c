@@ -241,27 +241,30 @@ int ewb_notch_filter(ewb_tensor *x, double fs, double f0, double q, int zero_pha
 
 /* ------------------------------------------------------------ baseline */
 
-/* running median of width w (odd) of x[0..n) into m, edges padded with the
-   end values; a sorted window updated by one removal and one insertion */
+/* running median of width w (odd) of x[0..n) into m; near the edges the
+   window is cut to the samples inside the record (the median of an even
+   count is the mean of the middle two): padding with the end value would
+   take a wave cut by the edge (the tail of a QRS) for the baseline. A
+   sorted window updated by one insertion and one removal. */
 static void running_median(const double *x, int64_t n, int64_t w, double *m, double *win) {
-    int64_t h = w / 2;
-    for (int64_t i = 0; i < w; i++) {
-        int64_t k = i - h;
-        win[i] = x[k < 0 ? 0 : k >= n ? n - 1 : k];
-    }
-    qsort(win, (size_t)w, sizeof *win, cmp_double);
+    int64_t h = w / 2, k = 0; /* win[0..k) sorted: x[t-h .. t+h] within the record */
     for (int64_t t = 0; t < n; t++) {
-        m[t] = win[h];
-        if (t + 1 == n) break;
-        int64_t ko = t - h, ki = t + h + 1;
-        double vo = x[ko < 0 ? 0 : ko], vi = x[ki >= n ? n - 1 : ki];
-        int64_t lo = 0, hi = w - 1; /* find vo */
-        while (lo < hi) { int64_t mid = (lo + hi) / 2; if (win[mid] < vo) lo = mid + 1; else hi = mid; }
-        memmove(win + lo, win + lo + 1, sizeof *win * (size_t)(w - 1 - lo));
-        lo = 0, hi = w - 1; /* insert vi among w-1 values */
-        while (lo < hi) { int64_t mid = (lo + hi) / 2; if (win[mid] < vi) lo = mid + 1; else hi = mid; }
-        memmove(win + lo + 1, win + lo, sizeof *win * (size_t)(w - 1 - lo));
-        win[lo] = vi;
+        int64_t ko = t - h - 1;
+        if (ko >= 0) { /* remove x[ko] */
+            double vo = x[ko];
+            int64_t lo = 0, hi = k - 1;
+            while (lo < hi) { int64_t mid = (lo + hi) / 2; if (win[mid] < vo) lo = mid + 1; else hi = mid; }
+            memmove(win + lo, win + lo + 1, sizeof *win * (size_t)(k - 1 - lo));
+            k--;
+        }
+        for (int64_t ki = t == 0 ? 0 : t + h; ki <= t + h && ki < n; ki++) { /* insert x[ki] */
+            double vi = x[ki];
+            int64_t lo = 0, hi = k;
+            while (lo < hi) { int64_t mid = (lo + hi) / 2; if (win[mid] < vi) lo = mid + 1; else hi = mid; }
+            memmove(win + lo + 1, win + lo, sizeof *win * (size_t)(k - lo));
+            win[lo] = vi, k++;
+        }
+        m[t] = k & 1 ? win[k / 2] : 0.5 * (win[k / 2 - 1] + win[k / 2]);
     }
 }
 
@@ -456,7 +459,8 @@ static double slope_at(const double *sq, int64_t t, int64_t w) {
      2. five-point derivative, squared; with several leads each lead's
         squared slope is divided by its mean so every lead weighs the same,
         then the leads are summed;
-     3. moving-window integration over 150 ms (centred);
+     3. moving-window integration over 150 ms (centred; near the record's
+        edges the mean of the samples inside it);
      4. local maxima of the integrated signal are QRS candidates; adaptive
         thresholds SPKI/NPKI (THR1 = NPKI + 0.25 (SPKI - NPKI), THR2 = THR1/2),
         learnt on the first 2 s; a 200 ms refractory period (of candidates
@@ -467,9 +471,11 @@ static double slope_at(const double *sq, int64_t t, int64_t w) {
         whose maximal slope is at least half the last QRS's (an f wave or a
         T wave in a long pause of atrial fibrillation is not);
      5. each QRS is placed at the largest deflection of the clean signal
-        (clean_rows)
-        (sum over leads of the squared, unit-variance-scaled signal) within
-        +-75 ms. */
+        (clean_rows; sum over leads of the squared, unit-variance-scaled
+        signal) within +-75 ms;
+     6. the record's edges: a beat whose deflection peaks outside the
+        record is dropped, a QRS cut at its peak by the end is looked for,
+        and a first or last beat as small as a T or P wave is dropped. */
 int ewb_rpeaks(ewb_tensor *x, double fs, ewb_tensor **out) {
     if (!out) return ewb_error("rpeaks: out is NULL");
     if (!(fs >= 50 && fs <= 20000)) return ewb_error("rpeaks: fs must be in [50, 20000] Hz, got %g", fs);
@@ -513,12 +519,12 @@ int ewb_rpeaks(ewb_tensor *x, double fs, ewb_tensor **out) {
     for (int64_t t = -hw; t < n + hw; t++) { /* acc = sum sq[t-hw .. t+hw] */
         if (t + hw < n) acc += sq[t + hw];
         if (t - hw - 1 >= 0) acc -= sq[t - hw - 1];
-        if (t >= 0 && t < n) mwi[t] = acc / (2 * hw + 1);
+        if (t >= 0 && t < n) mwi[t] = acc / (double)((t + hw < n ? t + hw : n - 1) - (t - hw > 0 ? t - hw : 0) + 1);
     }
     /* 4. candidates and thresholds */
     int64_t nc = 0;
-    for (int64_t t = 1; t + 1 < n; t++)
-        if (mwi[t] > mwi[t - 1] && mwi[t] >= mwi[t + 1]) cand[nc++] = t;
+    for (int64_t t = 0; t < n; t++)
+        if ((t == 0 || mwi[t] > mwi[t - 1]) && (t == n - 1 || mwi[t] >= mwi[t + 1])) cand[nc++] = t;
     int64_t learn = (int64_t)(2 * fs) < n ? (int64_t)(2 * fs) : n;
     double mx = 0, mean = 0;
     for (int64_t t = 0; t < learn; t++) { mx = mwi[t] > mx ? mwi[t] : mx; mean += mwi[t]; }
@@ -574,6 +580,13 @@ int ewb_rpeaks(ewb_tensor *x, double fs, ewb_tensor **out) {
             npki = 0.125 * mwi[p] + 0.875 * npki;
         }
     }
+    /* the record's end: a QRS cut by it fills only part of its integration
+       window and the thresholds, learnt on whole ones, miss it. Energy
+       still rising at the last sample, outside the refractory period and
+       the T wave's 360 ms, is taken as a beat; the placement and the edge
+       rule below keep it only if its deflection peaks inside the record and
+       is as large as a QRS's. */
+    if (nq >= 1 && n >= 2 && mwi[n - 1] > mwi[n - 2] && n - 1 - qrs[nq - 1] >= twin) qrs[nq++] = n - 1;
     /* 5. place each QRS at its largest deflection */
     memset(sq, 0, sizeof(double) * (size_t)n);
     for (int64_t r = 0; r < rows; r++) {
@@ -588,11 +601,33 @@ int ewb_rpeaks(ewb_tensor *x, double fs, ewb_tensor **out) {
         int64_t best = qrs[i];
         for (int64_t t = qrs[i] - sw; t <= qrs[i] + sw; t++)
             if (t >= 0 && t < n && sq[t] > sq[best]) best = t;
+        /* a deflection still growing at the window's edge that grows on to
+           the record's edge peaks outside the record: a beat cut by the
+           edge, whose R is not in the record */
+        int dir = best <= qrs[i] - sw || best == 0 ? -1 : best >= qrs[i] + sw || best == n - 1 ? 1 : 0;
+        int64_t u = best;
+        while (dir && u + dir >= 0 && u + dir < n && sq[u + dir] >= sq[u]) u += dir;
+        if (dir && (u == 0 || u == n - 1)) continue;
         if (k > 0 && best - qrs[k - 1] < refr) { /* two marks on one beat: keep the larger */
             if (sq[best] > sq[qrs[k - 1]]) qrs[k - 1] = best;
             continue;
         }
         qrs[k++] = best;
+    }
+    /* the record's edges: the first QRS has none before it to be tested
+       against, so the T wave of a beat just before the record passes for a
+       QRS, as does the P wave of a beat just after it for the last one.
+       Within 0.6 s of its edge, a first or last QRS whose deflection is
+       under half the median QRS's (amplitude; a quarter in sq) is such a
+       wave. */
+    if (k >= 4) {
+        for (int64_t i = 0; i < k; i++) lead[i] = sq[qrs[i]];
+        double amed = median(lead, k), edge = 0.6 * fs;
+        int64_t lo = 0, hi = k;
+        if (qrs[0] < edge && sq[qrs[0]] < 0.25 * amed) lo = 1;
+        if (qrs[k - 1] > n - 1 - edge && sq[qrs[k - 1]] < 0.25 * amed) hi = k - 1;
+        memmove(qrs, qrs + lo, sizeof(int64_t) * (size_t)(hi - lo));
+        k = hi - lo;
     }
     ewb_tensor *res = ewb_empty(EWB_DTYPE_I64, 1, &k);
     if (res) memcpy(ewb_tensor_data(res), qrs, sizeof(int64_t) * (size_t)k);
@@ -673,8 +708,9 @@ int ewb_rhythm_measures(ewb_tensor *rpeaks, double fs, ewb_rhythm *out) {
         Gaussian wave);
      5. P: E's maximum from R - min(0.45 RR, 400 ms) (or the previous T
         offset) to QRS onset - 10 ms, when it is an interior local maximum
-        rising at least 4% of the QRS peak above the window's minimum; onset
-        and offset by tangents. Then P waves must recur at one PR interval
+        rising at least 4% of the QRS peak above the window's minimum and
+        the window holds no second bump like it (second_bump); onset and
+        offset by tangents. Then P waves must recur at one PR interval
         (see the summary), which tells sinus P waves from f waves;
      6. intervals are medians over beats: PR = QRS onset - P onset, QRS =
         offset - onset, QT = T offset - QRS onset; QTc by Bazett QT/sqrt(RR)
@@ -912,6 +948,22 @@ static void iso_correct(dl_state *s) {
     free(iso);
 }
 
+/* whether E has, in [a, b] besides its maximum at pp, another bump: a
+   maximum over +-w samples standing out at least h above E on both sides
+   of it within the window (its prominence there). A P wave is a lone bump
+   before the QRS, while the f waves of atrial fibrillation are several
+   alike; the +-w (20 ms) keeps the narrow bumps of noise out of it. */
+static int second_bump(const env *e, int64_t a, int64_t b, int64_t pp, double h, int64_t w) {
+    const double *E = e->E;
+    for (int64_t q = a + 1; q < b; q++) {
+        if (q == pp || !(E[q] > E[q - 1] && E[q] >= E[q + 1])) continue;
+        if (E[q] < E[win_argmax(e, q - w, q + w)]) continue;
+        double left = win_min(e, a, q), right = win_min(e, q, b);
+        if (E[q] - fmax(left, right) >= h) return 1;
+    }
+    return 0;
+}
+
 /* the P wave's threshold is 4% of the QRS peak, the QRS peak taken at most
    P_QRS_CAP mV (a normal QRS): it follows the recording's gain and low
    voltage, but the large QRS of LVH says nothing of the atria */
@@ -952,8 +1004,20 @@ static void beats_pass(dl_state *s) {
             if (tp > ts && tp < te) {
                 int64_t tend = tp + (int64_t)(150 * ms) < lim ? tp + (int64_t)(150 * ms) : lim;
                 double lvl = win_min(&e, tp, tp + (int64_t)(250 * ms) < lim ? tp + (int64_t)(250 * ms) : lim);
+                /* the tangent on the final descent: from the last point
+                   at 70% of the T's height above the level to the first at
+                   10% (an ST plateau before the T makes a second, earlier
+                   maximum of E; a Gaussian is steepest at 61%). Not in
+                   atrial fibrillation (the representative-beat pass), where
+                   f waves hold E up after the T and the 10% point wanders */
+                int64_t t10 = tp, t70;
+                while (t10 < lim && E[t10] > lvl + 0.1 * (E[tp] - lvl)) t10++;
+                if (t10 < lim && t10 > tend && isnan(s->tq_on)) {
+                    for (t70 = t10; t70 > tp && E[t70] < lvl + 0.7 * (E[tp] - lvl); t70--) {}
+                    tend = t10;
+                } else t70 = tp;
                 P[6] = (double)tp;
-                P[7] = tangent(&e, tp, tend, lvl, -1);
+                P[7] = tangent(&e, t70, tend, lvl, -1);
                 if (!(P[7] < n)) P[7] = NAN;
             }
         }
@@ -964,7 +1028,8 @@ static void beats_pass(dl_state *s) {
         if (ps >= 2 && pe > ps + 4) {
             int64_t pp = win_argmax(&e, ps, pe);
             double lvl_on = win_min(&e, ps, pp), lvl_off = win_min(&e, pp, pe);
-            if (pp > ps && pp < pe && E[pp] - fmax(lvl_on, lvl_off) >= 0.04 * fmin(Er, P_QRS_CAP)) {
+            double hgt = E[pp] - fmax(lvl_on, lvl_off);
+            if (pp > ps && pp < pe && hgt >= 0.04 * fmin(Er, P_QRS_CAP) && !second_bump(&e, ps, pe, pp, 0.5 * hgt, (int64_t)(20 * ms))) {
                 P[1] = (double)pp;
                 P[0] = tangent(&e, ps, pp, lvl_on, 1);
                 P[2] = tangent(&e, pp, pe, lvl_off, -1);

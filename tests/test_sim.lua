@@ -117,10 +117,9 @@ T.ok(b.report[7] == one.report, "and the same report")
 -- (coefficient of variation above 0.1) and no P wave found in any beat;
 -- atrial flutter no P wave either (flutter waves are not P waves); sinus
 -- rhythm a regular RR (CV below 0.08) and a P wave in at least 80% of the
--- beats. Known failure, not hidden: AFLT 4:1 seed 12 #103 (RR CV 0.016) is
--- not recognised as flutter (flutter_cycle's regularity gate takes it for a
--- sinus rhythm with HRV), so its flutter waves pass for P waves (in 0.67 of
--- the beats); its intervals are still checked.
+-- beats. No record is exempt (AFLT 4:1 seed 12 #103 was, until the R-peak
+-- detector stopped taking the tail of a QRS cut by the record's start for a
+-- beat: that extra RR had made its rhythm look like sinus with HRV).
 local dconds = {
   { name = "NORM" }, { name = "SBRAD", hr = 48 }, { name = "STACH", hr = 120 }, { name = "AFIB", rhythm = "afib", hr = 90 },
   { name = "AFLT 2:1", rhythm = "aflt", flutter_block = 2 }, { name = "AFLT 3:1", rhythm = "aflt", flutter_block = 3 },
@@ -156,7 +155,7 @@ for _, c in ipairs(dconds) do
     if off("qt", m.qt, t.qt_ms, 20) then bad[#bad + 1] = string.format("%d/#%d QT %s vs %.0f", seed, idx, tostring(m.qt), t.qt_ms) end
     if af and not (rh.cv > 0.1 and m.p_fraction == 0) then
       rhythm_bad[#rhythm_bad + 1] = string.format("%d/#%d RR CV %.3f, P in %.2f of beats", seed, idx, rh.cv, m.p_fraction)
-    elseif fl and m.p_fraction ~= 0 and not (seed == 12 and idx == 103 and c.flutter_block == 4) then
+    elseif fl and m.p_fraction ~= 0 then
       rhythm_bad[#rhythm_bad + 1] = string.format("%d/#%d P in %.2f of beats", seed, idx, m.p_fraction)
     elseif sinus and not (rh.cv < 0.08 and m.p_fraction >= 0.8) then
       rhythm_bad[#rhythm_bad + 1] = string.format("%d/#%d RR CV %.3f, P in %.2f of beats", seed, idx, rh.cv, m.p_fraction)
@@ -174,9 +173,9 @@ end
 -- the corpus's own mix: the first 60 records of the default corpus's options
 -- (wb.sim.corpus_record, n 2000, seed 2024), noise removed, through the same
 -- detector and delineator. Out of tolerance (HR 2 bpm; PR, QRS, QT 20 ms) in
--- 8 of 60 today (P waves missed at fast rates and long PR, T offsets under
--- long QT and ST shifts, a missed beat in AF with a bundle branch block): the
--- bound is that plus one record, to be tightened as the delineator improves.
+-- 6 of 60 today (P waves missed at fast rates and long PR, T offsets under
+-- long QT, flutter with PVCs at 150/min): the bound is that plus one record,
+-- to be tightened as the delineator improves.
 local mix_bad = {}
 for i = 0, 59 do
   local o = wb.sim.corpus_record({ n = 2000, seed = 2024 }, i)
@@ -193,7 +192,7 @@ for i = 0, 59 do
   if #why > 0 then mix_bad[#mix_bad + 1] = "#" .. i .. " " .. table.concat(why, " ") end
 end
 print(string.format("corpus mix: %d of 60 clean records out of tolerance", #mix_bad))
-T.ok(#mix_bad <= 9, "corpus mix: at most 9 of 60 records out of tolerance, got " .. #mix_bad .. "\n  " .. table.concat(mix_bad, "\n  "))
+T.ok(#mix_bad <= 7, "corpus mix: at most 7 of 60 records out of tolerance, got " .. #mix_bad .. "\n  " .. table.concat(mix_bad, "\n  "))
 
 T.fails(function() wb.sim.record { rhythm = "vfib" } end, "sim.record: unknown rhythm 'vfib'")
 T.fails(function() wb.sim.record { st = "posterior" } end, "unknown ST territory 'posterior'")
