@@ -32,6 +32,7 @@ evaluation ECG is the whole 10 s record. Macro AUROC (wb.metrics) over the
 the 219 test pairs (chance: k / 219).
 
   ecgwb recipes/clip.lua [steps]
+  local r = loadfile("recipes/clip.lua")({ steps = 400, heads = 4, amplitude = false, out = "runs/clip_x" })
 
 Outputs: runs/clip/clip.h5 (model + config) and runs/clip/tokenizer.bpe,
 which clip.load("runs/clip") reads back (issue 6's CLIP score).
@@ -46,7 +47,8 @@ if type(opts) ~= "table" then opts = {} end
 local cfg = {
   seed = 2024,
   fs = opts.fs or 100, crop_seconds = opts.crop_seconds or 10,
-  ecg = { base = "tiny", n_conv = opts.n_conv or 3 }, text = "tiny", proj_dim = 128, vocab_size = 1000,
+  ecg = { base = "tiny", n_conv = opts.n_conv or 3, heads = opts.heads or 2 }, text = "tiny", proj_dim = 128, vocab_size = 1000,
+  amplitude = opts.amplitude ~= false,
   batch = 64, steps = opts.steps or tonumber(arg and arg[1]) or 800,
   lr = opts.lr or 1e-3, warmup = nil, weight_decay = 0.05, clip = 1.0,
   keep_sentence = opts.keep_sentence or 0.5, amp_jitter = opts.amp_jitter or 0, noise_mv = 0.02,
@@ -137,7 +139,8 @@ local function train_batch(idx)                                  -- idx: Lua lis
 end
 
 ------------------------------------------------------------------ model
-local model = clip.CLIP { ecg = cfg.ecg, text = cfg.text, proj_dim = cfg.proj_dim, vocab_size = tok:vocab_size(), input_fs = cfg.fs }
+local model = clip.CLIP { ecg = cfg.ecg, text = cfg.text, proj_dim = cfg.proj_dim, vocab_size = tok:vocab_size(), input_fs = cfg.fs,
+  amplitude = cfg.amplitude }
 print(string.format("model: %d parameters (ECG tower %d, text tower %d)", model:num_parameters(),
   model.ecg:num_parameters() + model.ecg_proj:num_parameters(), model.text:num_parameters()))
 local decay, no_decay = {}, {}
