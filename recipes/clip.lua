@@ -49,7 +49,7 @@ local cfg = {
   fs = opts.fs or 100, crop_seconds = opts.crop_seconds or 10,
   ecg = { base = "tiny", n_conv = opts.n_conv or 3, heads = opts.heads or 2 }, text = "tiny", proj_dim = 128, vocab_size = 1000,
   amplitude = opts.amplitude ~= false,
-  batch = 64, steps = opts.steps or tonumber(arg and arg[1]) or 800,
+  batch = opts.batch or 32, steps = opts.steps or tonumber(arg and arg[1]) or 1400,
   lr = opts.lr or 1e-3, warmup = nil, weight_decay = 0.05, clip = 1.0,
   keep_sentence = opts.keep_sentence or 0.5, amp_jitter = opts.amp_jitter or 0, noise_mv = 0.02,
   eval_every = opts.eval_every or 400,
@@ -166,7 +166,7 @@ end
 
 ------------------------------------------------------------------ training
 local perm, pos = wb.randperm(train.n):totable(), 1
-local t0 = wb.now()
+local t0, c0 = wb.now(), os.clock()                            -- wall and CPU (all threads) seconds
 local ema_loss
 for step = 1, cfg.steps do
   if pos + cfg.batch - 1 > train.n then perm, pos = wb.randperm(train.n):totable(), 1 end
@@ -194,7 +194,7 @@ for step = 1, cfg.steps do
       v.auroc, v.auroc_ref, v.recall.ecg_to_text[1], v.recall.ecg_to_text[5], v.recall.ecg_to_text[10]))
   end
 end
-local train_s = wb.now() - t0
+local train_s, train_cpu = wb.now() - t0, os.clock() - c0
 
 ------------------------------------------------------------------ results
 clip.save(model, tok, cfg.out)
@@ -208,11 +208,11 @@ print("  per label: " .. table.concat(line, ", "))
 local r = t.recall
 print(string.format("test retrieval among %d pairs: ECG->text R@1 %.3f R@5 %.3f R@10 %.3f; text->ECG R@1 %.3f R@5 %.3f R@10 %.3f (chance R@1 %.3f)",
   test.n, r.ecg_to_text[1], r.ecg_to_text[5], r.ecg_to_text[10], r.text_to_ecg[1], r.text_to_ecg[5], r.text_to_ecg[10], 1 / test.n))
-print(string.format("training %d steps in %.0f s; total %.0f s; saved %s/clip.h5 and %s/tokenizer.bpe", cfg.steps, train_s,
-  wb.now() - t_start, cfg.out, cfg.out))
+print(string.format("training %d steps (batch %d) in %.0f s wall, %.0f s CPU; total %.0f s wall, %.0f s CPU; saved %s/clip.h5 and %s/tokenizer.bpe",
+  cfg.steps, cfg.batch, train_s, train_cpu, wb.now() - t_start, os.clock(), cfg.out, cfg.out))
 
 return {
   zero_shot_auroc = t.auroc, zero_shot_auroc_minus_normal = t.auroc_ref, per_label = t.per_label,
   val_zero_shot_auroc = v.auroc,
-  recall = t.recall, steps = cfg.steps, seconds = wb.now() - t_start, out = cfg.out,
+  recall = t.recall, steps = cfg.steps, seconds = wb.now() - t_start, cpu_seconds = os.clock(), out = cfg.out,
 }
