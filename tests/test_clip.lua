@@ -160,6 +160,68 @@ do -- CLIP:loss is info_nce of the two towers at the clamped scale
   os.execute("rm -rf '" .. dir .. "'")
 end
 
+------------------------------------------------------------------ amplitude features
+do
+  -- per lead log RMS and log peak-to-peak against a hand loop
+  local B, L, n = 2, 12, 30
+  local x = wb.randn(B, L, n) * 0.3
+  local xv = x:totable()
+  local f = clip.amplitude_features(x)
+  T.ok(f:dim() == 2 and f:size(1) == B and f:size(2) == 2 * L, "amplitude_features is (B, 24): " .. f:describe())
+  local fv, want = f:totable(), {}
+  for b = 1, B do
+    local row = {}
+    for l = 1, L do
+      local ss, mx, mn = 0, -math.huge, math.huge
+      for t = 1, n do
+        local v = xv[((b - 1) * L + (l - 1)) * n + t]
+        ss, mx, mn = ss + v * v, math.max(mx, v), math.min(mn, v)
+      end
+      row[l], row[L + l] = 0.5 * math.log(ss / n + 1e-6), math.log(mx - mn + 1e-3)
+    end
+    want[b] = row
+  end
+  T.close(f, wb.tensor(want), 1e-5, "amplitude_features = hand log RMS and log peak-to-peak")
+  local lm = wb.ones(B, L)
+  lm:narrow(2, 3, 1):fill_(0)
+  local fm = clip.amplitude_features(x, lm):totable()
+  T.ok(fm[3] == 0 and fm[L + 3] == 0 and fm[2 * L + 3] == 0, "missing leads get zero amplitude features")
+  T.close(fm[4], fv[4], 1e-6, "present leads keep theirs")
+  T.fails(function() clip.amplitude_features(wb.randn(3, 12)) end, "expected x (B, leads, L)", "amplitude_features on 2-D input")
+
+  -- the ECG tower alone is nearly blind to a global gain (the extractor's
+  -- GroupNorm divides it out); with amplitude = true the embedding sees it
+  local function cosines(amp)
+    wb.manual_seed(5)
+    local m = clip.CLIP { ecg = micro_ecg, text = micro_text, vocab_size = tok:vocab_size(), proj_dim = 16,
+      text_block_size = 64, amplitude = amp }
+    m:eval()
+    local xe = wb.randn(3, 12, 80)
+    return wb.no_grad(function() return (m:encode_ecg(xe) * m:encode_ecg(xe * 3)):sum(2):min():item() end), m, xe
+  end
+  local c_off = cosines(false)
+  local c_on, m, xe = cosines(true)
+  T.ok(c_off > 0.999, string.format("without amplitude features x and 3x embed alike (cos %.5f)", c_off))
+  T.ok(c_on < 0.99, string.format("with amplitude features they differ (cos %.5f)", c_on))
+  T.ok(m.amp_proj ~= nil and m.amp_proj.weight:size(2) == 24, "amp_proj is Linear(24, P)")
+  local want_z = wb.no_grad(function()
+    return wb.normalize(m.ecg_proj(m.ecg(xe).pooled) + m.amp_proj(clip.amplitude_features(xe)))
+  end)
+  T.close(wb.no_grad(function() return m:encode_ecg(xe) end), want_z, 1e-6, "encode_ecg = normalize(ecg_proj + amp_proj)")
+  m:train()
+  local ids, mask = tok:encode_batch({ reports[1], reports[2], reports[3] })
+  m:loss(xe, ids, mask):backward()
+  T.ok(m.amp_proj.weight.grad ~= nil and m.amp_proj.weight.grad:abs():sum():item() > 0, "amp_proj gets a gradient")
+  local dir = os.tmpname()
+  os.remove(dir)
+  clip.save(m, tok, dir)
+  local m2 = clip.load(dir)
+  T.ok(m2.amp_proj ~= nil, "a loaded amplitude model has its amp_proj")
+  T.close(wb.no_grad(function() return m2:encode_ecg(xe) end), wb.no_grad(function() m:eval(); return m:encode_ecg(xe) end),
+    1e-6, "loaded amplitude model: same ECG embeddings")
+  os.execute("rm -rf '" .. dir .. "'")
+end
+
 ------------------------------------------------------------------ recall@k
 do
   local N, P = 40, 8

@@ -12,7 +12,10 @@ the zero-shot classifier built on it, and retrieval recall@k.
     clip.save(model, tok, "runs/clip"); local model, tok = clip.load("runs/clip")
 
 Towers. ECG: lua/ecgwb/models/ecg_encoder.lua (objective "none"), its mean
-pooled embedding through ecg_proj Linear(D, P). Text: the GPT of
+pooled embedding through ecg_proj Linear(D, P); with amplitude = true, plus
+amp_proj Linear(24, P) of the per-lead log RMS and log peak-to-peak of the
+input (the extractor's per-channel GroupNorm divides absolute amplitude
+out, which low-voltage and LVH statements are about). Text: the GPT of
 lua/ecgwb/models/gpt.lua in text-encoder mode (encode_text: mean over the
 real tokens of the final hidden states, then its text_proj Linear to P).
 Both are L2-normalised.
@@ -45,7 +48,8 @@ local M = {}
 
 M.defaults = { ecg = "tiny", text = "tiny", proj_dim = 128, vocab_size = nil,
                logit_scale_init = math.log(1 / 0.07), logit_scale_max = math.log(100), text_block_size = 256,
-               input_fs = 100 }   -- input_fs: the ECG rate the model was trained at (metadata for its users)
+               input_fs = 100,    -- input_fs: the ECG rate the model was trained at (metadata for its users)
+               amplitude = false } -- amplitude: add the per-lead amplitude features (see the header)
 
 ------------------------------------------------------------------ the model
 local CLIP = nn.class("CLIP")
@@ -71,6 +75,7 @@ function CLIP:__init(cfg)
   e.objective = "none"
   self.ecg = E.EcgEncoder(e)
   self.ecg_proj = nn.Linear(self.ecg.cfg.d_model, c.proj_dim)
+  if c.amplitude then self.amp_proj = nn.Linear(2 * self.ecg.cfg.n_leads, c.proj_dim) end
   -- text: a gpt config name, or a table {base = name, n_layer = ..., ...} of overrides
   local over = { vocab_size = c.vocab_size, proj_dim = c.proj_dim, block_size = c.text_block_size }
   local tname = c.text
@@ -82,9 +87,23 @@ function CLIP:__init(cfg)
   self:register_parameter("logit_scale", wb.full({ 1 }, c.logit_scale_init))
 end
 
+-- the amplitude features of x (B, 12, L): per lead log RMS and log
+-- peak-to-peak (mV), zero for missing leads -> (B, 24)
+function M.amplitude_features(x, lead_mask)
+  if x:dim() ~= 3 then error("clip.amplitude_features: expected x (B, leads, L), got " .. x:describe(), 2) end
+  return wb.no_grad(function()
+    local rms = (x:square():mean(3) + 1e-6):log() * 0.5                  -- (B, 12)
+    local p2p = ((x:max(3)) - (x:min(3)) + 1e-3):log()                   -- (B, 12)
+    if lead_mask then rms, p2p = rms * lead_mask, p2p * lead_mask end
+    return wb.cat({ rms, p2p }, 2)
+  end)
+end
+
 -- x (B, 12, L), lead_mask (B, 12) or nil -> (B, P) unit rows
 function CLIP:encode_ecg(x, lead_mask)
-  return wb.normalize(self.ecg_proj(self.ecg(x, lead_mask).pooled))
+  local z = self.ecg_proj(self.ecg(x, lead_mask).pooled)
+  if self.amp_proj then z = z + self.amp_proj(M.amplitude_features(x, lead_mask)) end
+  return wb.normalize(z)
 end
 
 -- ids (B, T) i64, mask (B, T) bool/f32 or nil -> (B, P) unit rows
