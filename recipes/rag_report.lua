@@ -46,6 +46,7 @@ local cfg = {
   split = opts.split or "test",          -- the evaluation split ("validation" to choose settings)
   context = opts.context or "votes",     -- "votes" | "reports" (see above)
   k = opts.k or 3,                       -- neighbours retrieved
+  pool = opts.pool,                      -- training prompts: k drawn anew each time from the pool nearest (nil = k: no draw)
   max_chars = 160,                       -- "reports": the characters kept of each neighbour's findings
   block_size = 512,
   steps = opts.steps or tonumber(arg and arg[1]) or 300, batch = 32, lr = opts.lr or 1e-3,
@@ -83,7 +84,11 @@ wb.index.build(emb_tr, stored):save(cfg.out .. "/index.h5")
 local index = wb.index.load(cfg.out .. "/index.h5")
 local excl = {}
 for i = 1, tr.n do excl[i] = i end
-local nn_tr = index:search(emb_tr, cfg.k, { exclude = excl }) -- (N, k) ids, never the record itself
+cfg.pool = cfg.pool or cfg.k
+if cfg.pool < cfg.k then error("rag_report: pool must be >= k") end
+local pool_tr = index:search(emb_tr, cfg.pool, { exclude = excl }) -- (N, pool) ids, never the record itself
+local nn_tr = {}
+for i = 1, tr.n do nn_tr[i] = { unpack(pool_tr[i], 1, cfg.k) } end
 local nn_te = index:search(emb_te, cfg.k)
 print(string.format("index: %d training ECGs x %d dims; retrieval in %.1f s", index.n, index.dim, wb.now() - t_start))
 
@@ -141,9 +146,24 @@ local function finetune(with_rag)
     o.evidence = ev
     return L.prompt(o)
   end
+  math.randomseed(cfg.seed + 2)
+  local function draw(i) -- k of record i's pool nearest, in rank order (the k nearest when pool = k)
+    if cfg.pool == cfg.k then return nn_tr[i] end
+    local ids = { unpack(pool_tr[i]) }
+    for j = #ids, 2, -1 do
+      local r = math.random(j)
+      ids[j], ids[r] = ids[r], ids[j]
+    end
+    local pick = {}
+    for j = 1, cfg.k do pick[j] = ids[j] end
+    local rank = {}
+    for j, id in ipairs(pool_tr[i]) do rank[id] = j end
+    table.sort(pick, function(a, b) return rank[a] < rank[b] end)
+    return pick
+  end
   local fit = m:fit({
     x = tr.x,
-    prompt = function(i) return prompt(ev_tr[i], nn_tr[i]) end,
+    prompt = function(i) return prompt(ev_tr[i], draw(i)) end,
     target = function(i) return tr.reports[i] end,
   }, { steps = cfg.steps, batch = cfg.batch, lr = cfg.lr, freeze_encoder = true, warmup = 10 })
   local prompts = {}
@@ -178,8 +198,8 @@ local function row(name, m)
   print(string.format("%-26s %6.3f %6.3f %6.3f %6.3f %7.3f %6.3f   %6.3f  %6.3f  %6.3f", name, m.bleu1, m.bleu2, m.bleu3, m.bleu4,
     m.rouge_l, m.meteor, m.label_f1_micro, m.label_f1_macro, m.final_loss or 0 / 0))
 end
-print(string.format("%s split, %d records, seed %d; %s context, k = %d, %d steps", cfg.split, te.n, cfg.seed, cfg.context, cfg.k,
-  cfg.steps))
+print(string.format("%s split, %d records, seed %d; %s context, k = %d (training: of the %d nearest), %d steps", cfg.split,
+  te.n, cfg.seed, cfg.context, cfg.k, cfg.pool, cfg.steps))
 print(string.format("%-26s %6s %6s %6s %6s %7s %6s   %6s  %6s  %6s", "", "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "METEOR",
   "F1 mic", "F1 mac", "loss"))
 row("nearest neighbour's report", m_nn)
