@@ -46,6 +46,7 @@ local cfg = {
   split = opts.split or "test",          -- the evaluation split ("validation" to choose settings)
   context = opts.context or "votes",     -- "votes" | "reports" (see above)
   k = opts.k or 3,                       -- neighbours retrieved
+  similar_first = opts.similar_first or false, -- "votes": the line before the measurements instead of after
   pool = opts.pool,                      -- training prompts: k drawn anew each time from the pool nearest (nil = k: no draw)
   max_chars = 160,                       -- "reports": the characters kept of each neighbour's findings
   block_size = 512,
@@ -102,7 +103,7 @@ local function context(nbrs) -- the retrieval part of a prompt
   if cfg.context == "reports" then return { retrieved = texts } end
   local lists = {}
   for j, t in ipairs(texts) do lists[j] = codes(t) end
-  return { similar = L.vote_line(lists) }
+  return { similar = L.vote_line(lists), similar_first = cfg.similar_first }
 end
 print(cfg.split .. " record 1 retrieves: " .. table.concat(index:get(nn_te[1]), " | "))
 

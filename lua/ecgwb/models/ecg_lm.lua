@@ -191,16 +191,17 @@ end
 -- the text prompt: o.evidence (string), o.retrieved (list of report texts,
 -- RAG, one "Similar ECG i:" line each before the evidence), o.similar (one
 -- line of retrieved findings, e.g. M.vote_line's, after the evidence, next
--- to where the report starts), o.question (QA). The target (report or
--- answer) follows it.
+-- to where the report starts; before it with o.similar_first), o.question
+-- (QA). The target (report or answer) follows it.
 function M.prompt(o)
   o = o or {}
   local parts = {}
   if o.retrieved then
     for i, r in ipairs(o.retrieved) do parts[#parts + 1] = string.format("Similar ECG %d: %s", i, r) end
   end
+  if o.similar and o.similar_first then parts[#parts + 1] = o.similar end
   if o.evidence then parts[#parts + 1] = o.evidence end
-  if o.similar then parts[#parts + 1] = o.similar end
+  if o.similar and not o.similar_first then parts[#parts + 1] = o.similar end
   if o.question then
     parts[#parts + 1] = "Question: " .. o.question .. " Answer:"
   else
