@@ -120,6 +120,8 @@ do
   T.fails(function() L.vote_line { "SR" } end, "list of codes")
   local p = L.prompt { evidence = "Measured: HR 50 bpm.", similar = line }
   T.ok(p == "Measured: HR 50 bpm.\n" .. line .. "\nReport: ", "similar goes between the evidence and Report:")
+  local p1 = L.prompt { evidence = "Measured: HR 50 bpm.", similar = line, similar_first = true }
+  T.ok(p1 == line .. "\nMeasured: HR 50 bpm.\nReport: ", "similar_first puts it before the evidence")
   local p2 = L.prompt { evidence = "Measured: HR 50 bpm.", retrieved = { "Sinus rhythm.", "LBBB." } }
   T.ok(p2 == "Similar ECG 1: Sinus rhythm.\nSimilar ECG 2: LBBB.\nMeasured: HR 50 bpm.\nReport: ", "retrieved reports go first")
 end
