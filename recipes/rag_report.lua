@@ -6,16 +6,22 @@ runs/report/model is missing): a frozen ECG encoder trained as a
 multi-label classifier, a projector, and a GPT decoder with evidence-based
 prompts. An exact embedding index (wb.index: cosine top-k by one matmul)
 holds the pooled encoder embeddings of the 1599 training ECGs with their
-findings; it is saved to HDF5 and loaded back. For each record the k
-nearest training ECGs are retrieved (a training record never retrieves
-itself, so in training the LM sees neighbours as often wrong as at test
-time) and their findings go into the prompt. Two context formats:
+findings; it is saved to HDF5 and loaded back. For each record the k = 3
+nearest training ECGs are retrieved and their findings go into the prompt.
+A training record never retrieves itself, and its k neighbours are drawn
+anew for every batch from its pool = 10 nearest: the encoder was trained
+on these records, so their own nearest neighbours agree with them more
+often than a held-out record's do (majority-vote label F1 0.932 against
+0.898 on validation); drawn from the 10 nearest they agree as often as
+held-out ones (0.902), and the LM learns how far to trust them. Two
+context formats:
 
   "votes" (default): the findings of the k neighbours as short label
-  phrases, each with how many of the k state it, on one line between the
-  measurements and the report, where the LM starts writing:
-      Measured: HR 61 bpm, ... limb QRS 0.8 mV.
+  phrases, each with how many of the k state it, on one line before the
+  measurements (similar_first; after them, next to the report, was worse
+  on validation):
       Similar ECGs: sinus rhythm 3/3, left axis deviation 2/3.
+      Measured: HR 61 bpm, ... limb QRS 0.8 mV.
       Report: <the report>
   (the index holds each training report's findings as label codes,
   parsed from its text by wb.sim.parse_report; ecg_lm.vote_line)
@@ -33,7 +39,7 @@ Also printed, retrieval alone: the label F1 of copying the nearest
 neighbour's report, and of the k neighbours' majority vote.
 
   ecgwb recipes/rag_report.lua [steps]
-  wb.run("recipes/rag_report.lua", { split = "validation", context = "reports", k = 2, steps = 200 })
+  wb.run("recipes/rag_report.lua", { split = "validation", context = "reports", k = 2, pool = 2, steps = 200 })
 ]]
 local wb = require "ecgwb"
 local L = require "ecgwb.models.ecg_lm"
@@ -46,11 +52,11 @@ local cfg = {
   split = opts.split or "test",          -- the evaluation split ("validation" to choose settings)
   context = opts.context or "votes",     -- "votes" | "reports" (see above)
   k = opts.k or 3,                       -- neighbours retrieved
-  similar_first = opts.similar_first or false, -- "votes": the line before the measurements instead of after
-  pool = opts.pool,                      -- training prompts: k drawn anew each time from the pool nearest (nil = k: no draw)
+  similar_first = opts.similar_first ~= false, -- "votes": the line before the measurements (false: after them)
+  pool = opts.pool or 10,                -- training prompts: k drawn anew each time from the pool nearest (k: no draw)
   max_chars = 160,                       -- "reports": the characters kept of each neighbour's findings
   block_size = 512,
-  steps = opts.steps or tonumber(arg and arg[1]) or 300, batch = 32, lr = opts.lr or 1e-3,
+  steps = opts.steps or tonumber(arg and arg[1]) or 400, batch = 32, lr = opts.lr or 1e-3,
   arms = opts.arms or { "no_rag", "rag" },
   max_new_tokens = 110,
   out = opts.out or "runs/rag_report",
@@ -85,7 +91,6 @@ wb.index.build(emb_tr, stored):save(cfg.out .. "/index.h5")
 local index = wb.index.load(cfg.out .. "/index.h5")
 local excl = {}
 for i = 1, tr.n do excl[i] = i end
-cfg.pool = cfg.pool or cfg.k
 if cfg.pool < cfg.k then error("rag_report: pool must be >= k") end
 local pool_tr = index:search(emb_tr, cfg.pool, { exclude = excl }) -- (N, pool) ids, never the record itself
 local nn_tr = {}
