@@ -191,6 +191,8 @@ for _, arm in ipairs(cfg.arms) do
     or "without retrieval", cfg.steps))
   local met, gen, model, prompts = finetune(rag)
   res[arm] = met
+  met.parsed = {}
+  for i = 1, te.n do met.parsed[i] = wb.sim.parse_report(gen[i]) end
   if rag then
     model:save(cfg.out .. "/model")
     print("prompt of " .. cfg.split .. " record 1 with RAG: " .. prompts[1]:gsub("\n", " / "))
@@ -218,6 +220,40 @@ if res.no_rag and res.rag then
     per[#per + 1] = string.format("%s %.2f/%.2f", l, res.no_rag.label_f1[l] or 0, res.rag.label_f1[l] or 0)
   end
   print("per label F1 (no RAG / RAG): " .. table.concat(per, ", "))
+end
+-- how sure the difference is: a paired bootstrap over the records (2000
+-- resamples) of RAG minus no-RAG micro label F1
+if res.no_rag and res.rag then
+  local function counts(parsed, i) -- tp, fp, fn of record i
+    local t, tp, fp = {}, 0, 0
+    for _, l in ipairs(true_te[i]) do t[l] = true end
+    for _, l in ipairs(parsed[i]) do if t[l] then tp = tp + 1 else fp = fp + 1 end end
+    return tp, fp, #true_te[i] - tp
+  end
+  local c = { no_rag = {}, rag = {} }
+  for arm, list in pairs(c) do
+    for i = 1, te.n do list[i] = { counts(res[arm].parsed, i) } end
+  end
+  for arm, list in pairs(c) do -- the counts give the metric's own micro F1
+    local t = { 0, 0, 0 }
+    for i = 1, te.n do for j = 1, 3 do t[j] = t[j] + list[i][j] end end
+    assert(math.abs(2 * t[1] / (2 * t[1] + t[2] + t[3]) - res[arm].label_f1_micro) < 1e-9, "bootstrap counts")
+  end
+  math.randomseed(cfg.seed + 3)
+  local diffs, wins = {}, 0
+  for r = 1, 2000 do
+    local a, b = { 0, 0, 0 }, { 0, 0, 0 }
+    for _ = 1, te.n do
+      local i = math.random(te.n)
+      for j = 1, 3 do a[j], b[j] = a[j] + c.rag[i][j], b[j] + c.no_rag[i][j] end
+    end
+    diffs[r] = 2 * a[1] / (2 * a[1] + a[2] + a[3]) - 2 * b[1] / (2 * b[1] + b[2] + b[3])
+    if diffs[r] >= 0 then wins = wins + 1 end
+  end
+  table.sort(diffs)
+  res.bootstrap = { lo = diffs[50], hi = diffs[1951], p_ge = wins / 2000 }
+  print(string.format("RAG - no RAG micro F1 %+.3f, paired bootstrap 95%% interval [%+.3f, %+.3f]; RAG >= no RAG in %.0f%% of resamples",
+    res.rag.label_f1_micro - res.no_rag.label_f1_micro, res.bootstrap.lo, res.bootstrap.hi, 100 * res.bootstrap.p_ge))
 end
 local wall = wb.now() - t_start
 local secs = {}
