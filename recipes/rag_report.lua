@@ -154,18 +154,7 @@ local function finetune(with_rag)
   end
   math.randomseed(cfg.seed + 2)
   local function draw(i) -- k of record i's pool nearest, in rank order (the k nearest when pool = k)
-    if cfg.pool == cfg.k then return nn_tr[i] end
-    local ids = { unpack(pool_tr[i]) }
-    for j = #ids, 2, -1 do
-      local r = math.random(j)
-      ids[j], ids[r] = ids[r], ids[j]
-    end
-    local pick = {}
-    for j = 1, cfg.k do pick[j] = ids[j] end
-    local rank = {}
-    for j, id in ipairs(pool_tr[i]) do rank[id] = j end
-    table.sort(pick, function(a, b) return rank[a] < rank[b] end)
-    return pick
+    return cfg.pool == cfg.k and nn_tr[i] or wb.index.draw(pool_tr[i], cfg.k)
   end
   local fit = m:fit({
     x = tr.x,
