@@ -53,7 +53,7 @@ local cfg = {
   context = opts.context or "votes",     -- "votes" | "reports" (see above)
   k = opts.k or 3,                       -- neighbours retrieved
   similar_first = opts.similar_first ~= false, -- "votes": the line before the measurements (false: after them)
-  pool = opts.pool or 10,                -- training prompts: k drawn anew each time from the pool nearest (k: no draw)
+  pool = opts.pool or math.max(10, opts.k or 3), -- training prompts: k drawn anew each time from the pool nearest (k: no draw)
   max_chars = 160,                       -- "reports": the characters kept of each neighbour's findings
   block_size = 512,
   steps = opts.steps or tonumber(arg and arg[1]) or 400, batch = 32, lr = opts.lr or 1e-3,
