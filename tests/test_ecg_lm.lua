@@ -102,6 +102,30 @@ do
   T.fails(function() L.evidence(wb.zeros(3, 100), 250) end, "(12, L)")
 end
 
+------------------------------------------------------------------ retrieved findings in the prompt (RAG)
+do
+  local line = L.vote_line { { "SR", "LAD" }, { "SBRAD", "SR", "LAD", "1AVB" }, { "SR", "LVH" } }
+  -- SR of the 2nd is implied by its bradycardia (not counted); order = the reports' order
+  T.ok(line == "Similar ECGs: sinus rhythm 2/3, sinus bradycardia 1/3, first-degree AV block 1/3, " ..
+    "left ventricular hypertrophy 1/3, left axis deviation 2/3.", "vote line: " .. line)
+  T.ok(L.vote_line { { "NORM", "SR" }, { "NORM", "SR" } } == "Similar ECGs: normal ECG 2/2, sinus rhythm 2/2.", "unanimous")
+  T.ok(L.vote_line { {} } == "Similar ECGs: no findings.", "a neighbour without findings")
+  for code in pairs(wb.sim.phrases) do
+    if code ~= "intervals" and code ~= "intervals_nop" and code ~= "abnormal" then
+      T.ok(L.finding_phrases[code] ~= nil, "a short phrase for " .. code)
+    end
+  end
+  T.fails(function() L.vote_line {} end, "non-empty list")
+  T.fails(function() L.vote_line { { "SR", "XYZ" } } end, "unknown finding code 'XYZ'")
+  T.fails(function() L.vote_line { "SR" } end, "list of codes")
+  local p = L.prompt { evidence = "Measured: HR 50 bpm.", similar = line }
+  T.ok(p == "Measured: HR 50 bpm.\n" .. line .. "\nReport: ", "similar goes between the evidence and Report:")
+  local p1 = L.prompt { evidence = "Measured: HR 50 bpm.", similar = line, similar_first = true }
+  T.ok(p1 == line .. "\nMeasured: HR 50 bpm.\nReport: ", "similar_first puts it before the evidence")
+  local p2 = L.prompt { evidence = "Measured: HR 50 bpm.", retrieved = { "Sinus rhythm.", "LBBB." } }
+  T.ok(p2 == "Similar ECG 1: Sinus rhythm.\nSimilar ECG 2: LBBB.\nMeasured: HR 50 bpm.\nReport: ", "retrieved reports go first")
+end
+
 ------------------------------------------------------------------ errors
 T.fails(function() L.EcgLM(small) end, "needs a tokenizer")
 T.fails(function() L.EcgLM({ projector = "conv" }, tok) end, "projector must be")

@@ -83,4 +83,29 @@ T.fails(function() idx:search(wb.randn(D), 0) end, "k must be a positive integer
 T.fails(function() idx:search(wb.randn(2, D), 1, { exclude = { 1 } }) end, "exclude has 1 ids for 2 queries")
 T.fails(function() Index.load("/nonexistent/idx.h5") end, "has no index")
 
+-- draw: k distinct ids of the list, in the list's order; all of them get drawn
+math.randomseed(3)
+local pool, seen, ordered, distinct, sized = { 40, 7, 12, 3, 25 }, {}, true, true, true
+local rank = { [40] = 1, [7] = 2, [12] = 3, [3] = 4, [25] = 5 }
+for _ = 1, 200 do
+  local d = Index.draw(pool, 3)
+  if #d ~= 3 then sized = false end
+  local got = {}
+  for j, id in ipairs(d) do
+    if got[id] or not rank[id] then distinct = false end
+    got[id] = true
+    seen[id] = (seen[id] or 0) + 1
+    if j > 1 and rank[d[j - 1]] > rank[id] then ordered = false end
+  end
+end
+T.ok(sized and distinct and ordered, "draw: k distinct ids of the pool, nearest first")
+local all = true
+for _, id in ipairs(pool) do if not seen[id] or seen[id] < 60 or seen[id] > 180 then all = false end end
+T.ok(all, "draw: every id is drawn about 3/5 of the time")
+T.ok(table.concat(Index.draw(pool, 5), " ") == "40 7 12 3 25", "draw of all = the list")
+local first = Index.draw(pool, 2, function() return 1 end)
+T.ok(first[1] == 40 and first[2] == 7, "random always 1 picks the first ones")
+T.fails(function() Index.draw(pool, 6) end, "k must be an integer in 1..5")
+T.fails(function() Index.draw(7, 1) end, "ids must be a list")
+
 T.done()

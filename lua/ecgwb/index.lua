@@ -128,4 +128,27 @@ function M.load(file)
   return setmetatable({ emb = emb, texts = texts, n = N, dim = emb:size(2) }, Index)
 end
 
+-- wb.index.draw(ids, k, random) -> k of the list ids, picked at random
+-- without replacement and kept in their order in ids (ids from search:
+-- nearest first). random(n) -> an integer in 1..n (default math.random).
+-- Used to train on neighbours drawn from a wider pool of the nearest.
+function M.draw(ids, k, random)
+  if type(ids) ~= "table" then error("index.draw: ids must be a list, got " .. type(ids), 2) end
+  if type(k) ~= "number" or k < 1 or k ~= math.floor(k) or k > #ids then
+    error(string.format("index.draw: k must be an integer in 1..%d (the ids given), got %s", #ids, tostring(k)), 2)
+  end
+  random = random or math.random
+  local pos = {}
+  for j = 1, #ids do pos[j] = j end
+  for j = 1, k do -- a partial Fisher-Yates shuffle of the positions
+    local r = j - 1 + random(#ids - j + 1)
+    pos[j], pos[r] = pos[r], pos[j]
+  end
+  local pick = { unpack(pos, 1, k) }
+  table.sort(pick)
+  local out = {}
+  for j, p in ipairs(pick) do out[j] = ids[p] end
+  return out
+end
+
 return M

@@ -189,20 +189,64 @@ function M.evidence_cached(x, fs, file)
 end
 
 -- the text prompt: o.evidence (string), o.retrieved (list of report texts,
--- RAG), o.question (QA). The target (report or answer) follows it.
+-- RAG, one "Similar ECG i:" line each before the evidence), o.similar (one
+-- line of retrieved findings, e.g. M.vote_line's, after the evidence, next
+-- to where the report starts; before it with o.similar_first), o.question
+-- (QA). The target (report or answer) follows it.
 function M.prompt(o)
   o = o or {}
   local parts = {}
   if o.retrieved then
     for i, r in ipairs(o.retrieved) do parts[#parts + 1] = string.format("Similar ECG %d: %s", i, r) end
   end
+  if o.similar and o.similar_first then parts[#parts + 1] = o.similar end
   if o.evidence then parts[#parts + 1] = o.evidence end
+  if o.similar and not o.similar_first then parts[#parts + 1] = o.similar end
   if o.question then
     parts[#parts + 1] = "Question: " .. o.question .. " Answer:"
   else
     parts[#parts + 1] = "Report:"
   end
   return table.concat(parts, "\n") .. " "
+end
+
+-- retrieved findings as short label phrases (RAG): one phrase per finding
+-- code of wb.sim (the report's wording without its numbers)
+M.finding_phrases = {
+  NORM = "normal ECG", SR = "sinus rhythm", SBRAD = "sinus bradycardia", STACH = "sinus tachycardia",
+  AFIB = "atrial fibrillation", AFLT = "atrial flutter", ["1AVB"] = "first-degree AV block",
+  CLBBB = "left bundle branch block", CRBBB = "right bundle branch block", PVC = "ventricular premature beats",
+  STE_ANT = "anterior ST elevation", STE_INF = "inferior ST elevation", STE_LAT = "lateral ST elevation",
+  STD_ = "ST depression", INVT = "T-wave inversion", LVH = "left ventricular hypertrophy", LNGQT = "long QT",
+  LAD = "left axis deviation", RAD = "right axis deviation", LVOLT = "low QRS voltage",
+}
+local vote_order = { "NORM", "SR", "SBRAD", "STACH", "AFIB", "AFLT", "1AVB", "CLBBB", "CRBBB", "PVC", "STE_ANT", "STE_INF",
+  "STE_LAT", "STD_", "INVT", "LVH", "LNGQT", "LAD", "RAD", "LVOLT" }
+
+-- M.vote_line(lists) -> "Similar ECGs: sinus rhythm 3/3, left axis deviation 2/3."
+-- lists: the finding codes of each of the k retrieved records (as
+-- wb.sim.parse_report gives them). Every finding any of them has, in the
+-- order reports state them, with how many of the k have it (the LM learns
+-- how far to trust a finding from its count). SR implied by SBRAD/STACH is
+-- dropped, as the reports do.
+function M.vote_line(lists)
+  if type(lists) ~= "table" or #lists == 0 then error("ecg_lm.vote_line: expected a non-empty list of code lists", 2) end
+  local count = {}
+  for _, l in ipairs(lists) do
+    if type(l) ~= "table" then error("ecg_lm.vote_line: each retrieved record needs a list of codes, got " .. type(l), 2) end
+    local has = {}
+    for _, c in ipairs(l) do
+      if not M.finding_phrases[c] then error("ecg_lm.vote_line: unknown finding code '" .. tostring(c) .. "'", 2) end
+      has[c] = true
+    end
+    if has.SBRAD or has.STACH then has.SR = nil end
+    for c in pairs(has) do count[c] = (count[c] or 0) + 1 end
+  end
+  local parts = {}
+  for _, c in ipairs(vote_order) do
+    if count[c] then parts[#parts + 1] = string.format("%s %d/%d", M.finding_phrases[c], count[c], #lists) end
+  end
+  return "Similar ECGs: " .. (#parts > 0 and table.concat(parts, ", ") or "no findings") .. "."
 end
 
 ------------------------------------------------------------------ the model
@@ -580,8 +624,9 @@ end
 -- its trained model in dir/model (report.lua is run first when it is
 -- missing), the default corpus's train and test splits at fs with the
 -- measurements report.lua cached in dir, and the signals resampled to
--- fs_model. Returns model, tr, te, ev_tr, ev_te.
-function M.from_report_recipe(dir, fs, fs_model)
+-- fs_model. Returns model, tr, te, ev_tr, ev_te. eval_split ("test", or
+-- "validation" to choose settings on) is the split returned as te.
+function M.from_report_recipe(dir, fs, fs_model, eval_split)
   local f = io.open(dir .. "/model/config.json", "r")
   if f then f:close() else
     print("no report model in " .. dir .. ": running recipes/report.lua first")
@@ -589,9 +634,10 @@ function M.from_report_recipe(dir, fs, fs_model)
   end
   local model = M.load(dir .. "/model")
   local tr = wb.corpus.load { split = "train", fs = fs }
-  local te = wb.corpus.load { split = "test", fs = fs }
+  eval_split = eval_split or "test"
+  local te = wb.corpus.load { split = eval_split, fs = fs }
   local ev_tr = M.evidence_cached(tr.x, fs, dir .. "/evidence-train.txt")
-  local ev_te = M.evidence_cached(te.x, fs, dir .. "/evidence-test.txt")
+  local ev_te = M.evidence_cached(te.x, fs, dir .. "/evidence-" .. eval_split .. ".txt")
   tr.x = wb.signal.resample(tr.x, fs, fs_model)
   te.x = wb.signal.resample(te.x, fs, fs_model)
   return model, tr, te, ev_tr, ev_te
