@@ -99,6 +99,11 @@ int ewb_has_nonfinite(const ewb_tensor *t);
 
 /* threads */
 int ewb_parallel_threshold(void); /* elements below which loops stay serial */
+/* fn(ctx, i) for i in 0..n-1, each exactly once, on the caller and helper
+   threads (core/threads.c): the caller never waits for a helper that has
+   not started, only for blocks a helper took. For short latency-bound
+   kernels (decode-step GEMV); blocks must be independent. */
+void ewb_run_blocks(void (*fn)(void *ctx, int64_t i), void *ctx, int64_t n);
 
 /* RNG: Philox4x32-10; stream position = (seed, counter) */
 void ewb_philox(uint64_t seed, uint64_t counter, uint32_t out[4]);

@@ -22,46 +22,55 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* p (B,T,S) raw scores q·k → softmax over the visible keys of scale·scores,
-   in place; rows with no visible key become 0. mask: NULL or a bool view
-   broadcast to (…,T,S) with nd dims whose batch dims are bshape. */
+/* offset in the bool mask (a view broadcast to (…,T,S), nd dims whose batch
+   dims are bshape) of row (b, t) */
+static int64_t mask_row_off(const ewb_tensor *mask, int nd, const int64_t *bshape, int64_t b, int64_t t) {
+    int64_t moff = 0, rem = b;
+    for (int i = nd - 3; i >= 0; i--) { moff += (rem % bshape[i]) * mask->stride[i]; rem /= bshape[i]; }
+    return moff + t * mask->stride[nd - 2];
+}
+
+/* row (S) of raw scores q·k for query t → softmax over the visible keys of
+   scale·scores, in place; a row with no visible key becomes 0. m: NULL or
+   the mask row, mss apart */
+static void softmax_row(float *row, int64_t S, int64_t t, double scale, const uint8_t *m, int64_t mss, int causal) {
+    int64_t last = causal ? (t < S - 1 ? t : S - 1) : S - 1; /* keys after `last` are hidden */
+    float mx = -INFINITY;
+    int any = 0;
+    for (int64_t s = 0; s <= last; s++)
+        if (!m || m[s * mss]) { any = 1; if (row[s] > mx) mx = row[s]; }
+    if (!any) { memset(row, 0, sizeof(float) * (size_t)S); return; }
+    float sc = (float)scale, off = sc * mx;
+    double sum = 0;
+    if (m) {
+        for (int64_t s = 0; s <= last; s++) {
+            float e = m[s * mss] ? expf(sc * row[s] - off) : 0.0f;
+            row[s] = e;
+            sum += e;
+        }
+    } else {
+        for (int64_t s = 0; s <= last; s++) {
+            float e = expf(sc * row[s] - off);
+            row[s] = e;
+            sum += e;
+        }
+    }
+    for (int64_t s = last + 1; s < S; s++) row[s] = 0;
+    float inv = (float)(1.0 / sum);
+    for (int64_t s = 0; s <= last; s++) row[s] *= inv;
+}
+
+/* p (B,T,S) raw scores q·k → softmax_row of every row, in place. mask:
+   NULL or a bool view broadcast to (…,T,S) with nd dims whose batch dims
+   are bshape. */
 static void masked_softmax(float *p, int64_t B, int64_t T, int64_t S, double scale, const ewb_tensor *mask, int nd,
                            const int64_t *bshape, int causal) {
     const uint8_t *m = mask ? (const uint8_t *)ewb_tensor_data(mask) : NULL;
-    int64_t mst = mask ? mask->stride[nd - 2] : 0, mss = mask ? mask->stride[nd - 1] : 0;
+    int64_t mss = mask ? mask->stride[nd - 1] : 0;
     #pragma omp parallel for if (B * T * S > 1 << 14)
     for (int64_t r = 0; r < B * T; r++) {
-        int64_t b = r / T, t = r % T, moff = 0;
-        if (m) {
-            int64_t rem = b;
-            for (int i = nd - 3; i >= 0; i--) { moff += (rem % bshape[i]) * mask->stride[i]; rem /= bshape[i]; }
-            moff += t * mst;
-        }
-        float *row = p + r * S;                      // (S)
-        int64_t last = causal ? (t < S - 1 ? t : S - 1) : S - 1; /* keys after `last` are hidden */
-        float mx = -INFINITY;
-        int any = 0;
-        for (int64_t s = 0; s <= last; s++)
-            if (!m || m[moff + s * mss]) { any = 1; if (row[s] > mx) mx = row[s]; }
-        if (!any) { memset(row, 0, sizeof(float) * (size_t)S); continue; }
-        float sc = (float)scale, off = sc * mx;
-        double sum = 0;
-        if (m) {
-            for (int64_t s = 0; s <= last; s++) {
-                float e = m[moff + s * mss] ? expf(sc * row[s] - off) : 0.0f;
-                row[s] = e;
-                sum += e;
-            }
-        } else {
-            for (int64_t s = 0; s <= last; s++) {
-                float e = expf(sc * row[s] - off);
-                row[s] = e;
-                sum += e;
-            }
-        }
-        for (int64_t s = last + 1; s < S; s++) row[s] = 0;
-        float inv = (float)(1.0 / sum);
-        for (int64_t s = 0; s <= last; s++) row[s] *= inv;
+        int64_t b = r / T, t = r % T;
+        softmax_row(p + r * S, S, t, scale, m ? m + mask_row_off(mask, nd, bshape, b, t) : NULL, mss, causal);
     }
 }
 
@@ -81,37 +90,32 @@ static int64_t batch_off(const ewb_tensor *t, int nd, const int64_t *bshape, int
 
 enum { SDPA_SMALL_T = 4 };
 
-/* the small-T path: P (B,T,S) = q kᵀ (unscaled, as the matmul gives it), and
-   after the softmax o (B,T,Dv) = P v. q, k, v have unit stride in the last dim. */
-static void small_t_scores(const ewb_tensor *q, const ewb_tensor *k, float *P, int nd, const int64_t *bshape,
-                           int64_t B, int64_t T, int64_t S, int64_t D) {
-    const float *Q = ewb_f32(q), *K = ewb_f32(k);
-    int64_t qt = q->stride[q->ndim - 2], ks = k->stride[k->ndim - 2];
-    #pragma omp parallel for if (B * T * S * D > 1 << 16)
+/* the small-T path, one pass per query row r = (b, t) (rows split among
+   threads): P[r] = q kᵀ (unscaled, as the matmul gives it), softmax_row,
+   then o[r] = P[r] v. q, k, v have unit stride in the last dim; S >= 1. */
+static void small_t_attend(const ewb_tensor *q, const ewb_tensor *k, const ewb_tensor *v, float *P, float *O,
+                           double scale, const ewb_tensor *mask, int causal, int nd, const int64_t *bshape, int64_t B,
+                           int64_t T, int64_t S, int64_t D, int64_t Dv) {
+    const float *Q = ewb_f32(q), *K = ewb_f32(k), *V = ewb_f32(v);
+    const uint8_t *m = mask ? (const uint8_t *)ewb_tensor_data(mask) : NULL;
+    int64_t qt = q->stride[q->ndim - 2], ks = k->stride[k->ndim - 2], vs = v->stride[v->ndim - 2];
+    int64_t mss = mask ? mask->stride[nd - 1] : 0;
+    #pragma omp parallel for if (B * T * S * (D + Dv) > 1 << 15)
     for (int64_t r = 0; r < B * T; r++) {
         int64_t b = r / T, t = r % T;
         const float *qr = Q + batch_off(q, nd, bshape, b) + t * qt;     // (D)
         const float *kb = K + batch_off(k, nd, bshape, b);              // (S, D) rows ks apart
-        float *row = P + r * S;                                        // (S)
+        const float *vb = V + batch_off(v, nd, bshape, b);              // (S, Dv) rows vs apart
+        float *p = P + r * S;                                          // (S)
+        float *o = O + r * Dv;                                         // (Dv)
         for (int64_t s = 0; s < S; s++) {
             const float *kr = kb + s * ks;
             float acc = 0;
             #pragma omp simd reduction(+:acc)
             for (int64_t d = 0; d < D; d++) acc += qr[d] * kr[d];
-            row[s] = acc;
+            p[s] = acc;
         }
-    }
-}
-
-static void small_t_values(const float *P, const ewb_tensor *v, float *O, int nd, const int64_t *bshape, int64_t B,
-                           int64_t T, int64_t S, int64_t Dv) {
-    const float *V = ewb_f32(v);
-    int64_t vs = v->stride[v->ndim - 2];
-    #pragma omp parallel for if (B * T * S * Dv > 1 << 16)
-    for (int64_t r = 0; r < B * T; r++) {
-        const float *vb = V + batch_off(v, nd, bshape, r / T);        // (S, Dv) rows vs apart
-        const float *p = P + r * S;                                    // (S)
-        float *o = O + r * Dv;                                         // (Dv)
+        softmax_row(p, S, t, scale, m ? m + mask_row_off(mask, nd, bshape, b, t) : NULL, mss, causal);
         for (int64_t e = 0; e < Dv; e++) o[e] = 0;
         for (int64_t s = 0; s < S; s++) {
             if (p[s] == 0) continue;                                   // hidden keys
@@ -236,15 +240,17 @@ int ewb_sdpa(ewb_tensor *q, ewb_tensor *k, ewb_tensor *v, ewb_tensor *mask, int 
     int64_t B = ewb_shape_numel(nd - 2, full);
     int small = T <= SDPA_SMALL_T && q->stride[q->ndim - 1] == 1 && k->stride[k->ndim - 1] == 1 &&
                 v->stride[v->ndim - 1] == 1;
-    if (rc == 0 && ewb_tensor_numel(P) > 0) {
-        if (small) small_t_scores(q, k, ewb_f32(P), nd, full, B, T, S, D);
-        else rc = ewb_mm_raw(q, kt, P, 0, NULL);
-        if (rc == 0) masked_softmax(ewb_f32(P), B, T, S, scale, mv, nd, full, causal);
-    }
-    if (rc == 0 && ewb_tensor_numel(o) > 0) {
-        if (S == 0) memset(ewb_f32(o), 0, sizeof(float) * (size_t)ewb_tensor_numel(o));
-        else if (small) small_t_values(ewb_f32(P), v, ewb_f32(o), nd, full, B, T, S, Dv);
-        else rc = ewb_mm_raw(P, v, o, 0, NULL);
+    if (rc == 0 && small && ewb_tensor_numel(P) > 0 && Dv > 0) {
+        small_t_attend(q, k, v, ewb_f32(P), ewb_f32(o), scale, mv, causal, nd, full, B, T, S, D, Dv);
+    } else {
+        if (rc == 0 && ewb_tensor_numel(P) > 0) {
+            rc = ewb_mm_raw(q, kt, P, 0, NULL);
+            if (rc == 0) masked_softmax(ewb_f32(P), B, T, S, scale, mv, nd, full, causal);
+        }
+        if (rc == 0 && ewb_tensor_numel(o) > 0) {
+            if (S == 0) memset(ewb_f32(o), 0, sizeof(float) * (size_t)ewb_tensor_numel(o));
+            else rc = ewb_mm_raw(P, v, o, 0, NULL);
+        }
     }
     ewb_tensor *ins[3] = {q, k, v};
     ewb_node *n = rc ? NULL : ewb_record(op, sdpa_backward, 3, ins, o);

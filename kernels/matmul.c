@@ -249,20 +249,37 @@ static float dot_f32(const float *a, const float *b, int64_t K) {
 /* y (M, N) = x (M, K) · wᵀ + bias, w (N, K) row-major, x rows contiguous
    with row stride xs, y rows contiguous with row stride ys. Output columns
    go in blocks of 8 (8 rows of w, read once; they stay in L1 across the
-   M <= 4 rows of x); blocks are split among threads. */
-int ewb_gemv_rows(const float *x, int64_t xs, int64_t M, int64_t K, const float *w, const float *bias, int64_t bs,
-                  float *y, int64_t ys, int64_t N) {
-    int64_t nb = (N + 7) / 8;
-    #pragma omp parallel for schedule(static) if (N * K > ewb_parallel_threshold())
-    for (int64_t j = 0; j < nb; j++) {
+   M <= 4 rows of x); chunks of GEMV_CHUNK blocks are shared among threads
+   by ewb_run_blocks (core/threads.c), which does not stall the caller on a
+   helper thread that the scheduler has not run yet. */
+enum { GEMV_CHUNK = 4 };
+typedef struct {
+    const float *x, *w, *bias;
+    float *y;
+    int64_t xs, M, K, bs, ys, N;
+} gemv_args;
+
+static void gemv_chunk(void *ctx, int64_t chunk) {
+    const gemv_args *a = ctx;
+    int64_t K = a->K, N = a->N;
+    for (int64_t j = chunk * GEMV_CHUNK; j < (chunk + 1) * GEMV_CHUNK && 8 * j < N; j++) {
         int64_t n0 = 8 * j, cnt = N - n0 < 8 ? N - n0 : 8;
-        for (int64_t m = 0; m < M; m++) {
+        for (int64_t m = 0; m < a->M; m++) {
+            const float *xm = a->x + m * a->xs;   // (K)
             float d[8];
-            if (cnt == 8) dot8_f32(x + m * xs, w + n0 * K, K, d);
-            else for (int64_t c = 0; c < cnt; c++) d[c] = dot_f32(x + m * xs, w + (n0 + c) * K, K);
-            for (int64_t c = 0; c < cnt; c++) y[m * ys + n0 + c] = (bias ? bias[(n0 + c) * bs] : 0.0f) + d[c];
+            if (cnt == 8) dot8_f32(xm, a->w + n0 * K, K, d);
+            else for (int64_t c = 0; c < cnt; c++) d[c] = dot_f32(xm, a->w + (n0 + c) * K, K);
+            for (int64_t c = 0; c < cnt; c++) a->y[m * a->ys + n0 + c] = (a->bias ? a->bias[(n0 + c) * a->bs] : 0.0f) + d[c];
         }
     }
+}
+
+int ewb_gemv_rows(const float *x, int64_t xs, int64_t M, int64_t K, const float *w, const float *bias, int64_t bs,
+                  float *y, int64_t ys, int64_t N) {
+    gemv_args a = {x, w, bias, y, xs, M, K, bs, ys, N};
+    int64_t chunks = ((N + 7) / 8 + GEMV_CHUNK - 1) / GEMV_CHUNK;
+    if (N * K > ewb_parallel_threshold()) ewb_run_blocks(gemv_chunk, &a, chunks);
+    else for (int64_t c = 0; c < chunks; c++) gemv_chunk(&a, c);
     return 0;
 }
 

@@ -6,12 +6,17 @@
  * are saved for the backward primitive. oneDNN 2.6 has no group or RMS
  * normalisation, so those are plain C loops (statistics in double).
  * ewb_layer_norm_ref (norm.h) is the naive twin used by tests.
+ * At most LN_SMALL_ROWS rows (a decode step with the KV cache: batch x 1
+ * token) skip oneDNN for a plain loop (statistics in double), whose cost is
+ * a few hundred ns against several us of oneDNN's per-call overhead; it
+ * saves the same mean and variance, so the backward is the same primitive.
  *
  * With x̂ = (x - mean) * rstd and ĝ = dy * w (per element), every backward
  * here is  dx = rstd * (ĝ - mean(ĝ) - x̂ * mean(ĝ x̂))  over the normalised
  * set (RMS norm has no mean term), dw = Σ dy x̂, db = Σ dy. */
 #include "norm.h"
 #include "dnnl.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,6 +115,30 @@ static int layer_norm_backward(ewb_node *n) {
     return rc;
 }
 
+enum { LN_SMALL_ROWS = 4 };
+
+/* the small-N forward: y (N, C) = (x - mean) * rstd * w + b row by row;
+   mean and var (N) as oneDNN's forward_training gives them */
+static void ln_rows(const float *x, const float *w, const float *b, float *y, float *mean, float *var, int64_t N,
+                    int64_t C, double eps) {
+    for (int64_t r = 0; r < N; r++) {
+        const float *xr = x + r * C;   // (C)
+        float *yr = y + r * C;         // (C)
+        double m = 0, v = 0;
+        for (int64_t c = 0; c < C; c++) m += xr[c];
+        m /= (double)C;
+        for (int64_t c = 0; c < C; c++) v += (xr[c] - m) * (xr[c] - m);
+        v /= (double)C;
+        float mf = (float)m, rs = (float)(1.0 / sqrt(v + eps));
+        for (int64_t c = 0; c < C; c++) {
+            float h = (xr[c] - mf) * rs;
+            yr[c] = (w ? h * w[c] : h) + (b ? b[c] : 0.0f);
+        }
+        mean[r] = mf;
+        var[r] = (float)v;
+    }
+}
+
 int ewb_layer_norm(ewb_tensor *x, ewb_tensor *w, ewb_tensor *b, double eps, ewb_tensor **out) {
     EWB_TRY(check_last("layer_norm", x, w, b));
     int64_t C = x->shape[x->ndim - 1], N = ewb_tensor_numel(x) / C;
@@ -118,7 +147,10 @@ int ewb_layer_norm(ewb_tensor *x, ewb_tensor *w, ewb_tensor *b, double eps, ewb_
     ewb_tensor *mean = ewb_empty(EWB_DTYPE_F32, 1, &N), *var = ewb_empty(EWB_DTYPE_F32, 1, &N); /* (N) */
     ewb_tensor *xc = ewb_contig_or_self(x), *wc = w ? ewb_contig_or_self(w) : NULL, *bc = b ? ewb_contig_or_self(b) : NULL;
     int rc = y && mean && var && xc && (wc || !w) && (bc || !b) ? 0 : -1;
-    if (rc == 0 && N > 0) {
+    if (rc == 0 && N > 0 && N <= LN_SMALL_ROWS) {
+        ln_rows(ewb_f32(xc), wc ? ewb_f32(wc) : NULL, bc ? ewb_f32(bc) : NULL, ewb_f32(y), ewb_f32(mean), ewb_f32(var),
+                N, C, (double)(float)eps);
+    } else if (rc == 0 && N > 0) {
         ewb_prim *p = ln_prim(N, C, flags, (float)eps, 0);
         int kinds[6] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE};
         void *ptrs[6] = {ewb_tensor_data(xc), ewb_tensor_data(y), ewb_tensor_data(mean), ewb_tensor_data(var)};

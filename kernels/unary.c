@@ -6,13 +6,18 @@
  * 1-D array and primitives are cached by (function, element count). The
  * naive twins in ewb_unary_ref_* are torch's formulas in plain C, used by
  * tests only. neg, log, rsqrt, pow, clamp, sin and cos are plain C loops.
+ * Up to SERIAL_MAX elements (a decode step's 1 x 1536 GELU) the primitive
+ * runs on the calling thread alone: waking the other OpenMP threads costs
+ * more than the work, and on a loaded machine it waits for them to be
+ * scheduled. Same primitive, same numbers.
  * Backward functions accumulate into the input's gradient. */
 #include "unary.h"
 #include "dnnl.h"
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { PAR_MIN = 1 << 15 };
+enum { PAR_MIN = 1 << 15, SERIAL_MAX = 1 << 14 };
 
 /* ---------------- oneDNN path ---------------- */
 static const dnnl_alg_kind_t un_alg[EWB_UN_COUNT] = {
@@ -59,7 +64,12 @@ int ewb_unary_dnnl_fwd(int kind, const float *x, float *y, int64_t n) {
     if (!p) return -1;
     int kinds[2] = {DNNL_ARG_SRC, DNNL_ARG_DST};
     void *ptrs[2] = {(void *)x, y};
-    return ewb_prim_exec(p, un_name[kind], 2, kinds, ptrs);
+    if (n > SERIAL_MAX) return ewb_prim_exec(p, un_name[kind], 2, kinds, ptrs);
+    int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
+    int rc = ewb_prim_exec(p, un_name[kind], 2, kinds, ptrs);
+    omp_set_num_threads(nt);
+    return rc;
 }
 
 int ewb_unary_dnnl_bwd(int kind, const float *x, const float *dy, float *dx, int64_t n) {

@@ -121,6 +121,12 @@ static void test_small_t(void) {
         compare(name, q, k, v, pad, 1, 0.7);
         ewb_tensor_free(q);
     }
+    { /* GPT small's decode step shape, big enough for the rows to be split among threads */
+        int64_t sq8[4] = {1, 8, 1, 48}, sk8[4] = {1, 8, 100, 48};
+        ewb_tensor *q8 = T_req(4, sq8), *k8 = T_req(4, sk8), *v8 = T_req(4, sk8);
+        compare("T=1, 8 heads x 100 keys", q8, k8, v8, NULL, 0, 0);
+        ewb_tensor_free(q8); ewb_tensor_free(k8); ewb_tensor_free(v8);
+    }
     /* the cache: (1, H, max 10, D) buffers, the first 7 positions visible */
     int64_t sc[4] = {1, 3, 10, 8}, sq1[4] = {1, 3, 1, 8};
     ewb_tensor *kc = T_req(4, sc), *vc = T_req(4, sc), *q1 = T_req(4, sq1), *kn = NULL, *vn = NULL, *out = NULL;

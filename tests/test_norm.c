@@ -200,6 +200,13 @@ int main(void) {
     layer_norm_vs_ref("layer_norm 768", 3, s3, 1, 1, 0);
     layer_norm_vs_ref("layer_norm strided x", 3, s2, 1, 1, 1);
     layer_norm_vs_ref("layer_norm C = 1", 2, s4, 1, 1, 0);
+    /* at most 4 rows take norm.c's plain loop instead of oneDNN */
+    int64_t s5[3] = {1, 1, 384}, s6[2] = {4, 33}, s7[3] = {2, 1, 64};
+    layer_norm_vs_ref("layer_norm 1 row", 3, s5, 1, 1, 0);
+    layer_norm_vs_ref("layer_norm 4 rows strided x", 2, s6, 1, 1, 1);
+    layer_norm_vs_ref("layer_norm 2 rows w", 3, s7, 1, 0, 0);
+    layer_norm_vs_ref("layer_norm 2 rows b", 3, s7, 0, 1, 0);
+    layer_norm_vs_ref("layer_norm 2 rows plain", 3, s7, 0, 0, 0);
     group_norm_vs_layer_norm(2, 6, 10, 3, 1);
     group_norm_vs_layer_norm(3, 8, 7, 1, 0);  /* one group: layer norm over (C, S) */
     group_norm_vs_layer_norm(2, 4, 9, 4, 1);  /* instance norm */

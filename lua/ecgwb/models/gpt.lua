@@ -99,7 +99,12 @@ function Attention:forward(x, ctx, kv)
   local B, N, D = x:size(1), x:size(2), x:size(3)
   local H, hd = self.n_head, self.head_dim
   local qkv = self.c_attn(x) -- (B, N, 3D)
-  local function heads(i) return qkv:narrow(3, i * D + 1, D):reshape(B, N, H, hd):permute(1, 3, 2, 4) end
+  -- (B, N, H, hd) -> (B, H, N, hd); with one position (a decode step) the
+  -- same view is a plain reshape (fewer ops per step)
+  local function heads(i)
+    if N == 1 then return qkv:narrow(3, i * D + 1, D):reshape(B, H, 1, hd) end
+    return qkv:narrow(3, i * D + 1, D):reshape(B, N, H, hd):permute(1, 3, 2, 4)
+  end
   local q, k, v = heads(0), heads(1), heads(2) -- (B, H, N, hd)
   if kv then
     local past = ctx.past
@@ -108,7 +113,7 @@ function Attention:forward(x, ctx, kv)
     k, v = kv.k:narrow(3, 1, past + N), kv.v:narrow(3, 1, past + N) -- (B, H, S, hd)
   end
   local y = wb.sdpa(q, k, v, { mask = ctx.mask, causal = ctx.causal, scale = 1 / math.sqrt(hd) }) -- (B, H, N, hd)
-  y = y:transpose(2, 3):reshape(B, N, D)
+  y = N == 1 and y:reshape(B, 1, D) or y:transpose(2, 3):reshape(B, N, D)
   return self.resid_dropout(self.c_proj(y))
 end
 
