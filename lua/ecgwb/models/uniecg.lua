@@ -39,7 +39,8 @@ The parts.
             differentiable beat synthesiser, consistency loss), see
             models/sediff.lua.
   vae       DiffuSETS' latent: 12 x 1024 at fs_gen = 102.4 Hz (10 s) <-> 4 x 128.
-  unet      the latent denoiser, cross-attending to the condition tokens.
+  unet      the latent denoiser, cross-attending to the condition tokens
+            (and, global_cond, taking their mean through its time embedding).
   D         DDPM / DDIM (models/diffusion.lua) with classifier-free guidance;
             sampling uses the EMA weights (ema_unet) when they are set.
 
@@ -67,6 +68,7 @@ M.defaults = {
   fs_gen = 102.4,            -- the generator's sampling rate: 10 s = 1024 samples
   samples = 1024,
   vae = "tiny", unet = "small", unet_channels = 32,
+  global_cond = true,        -- the U-Net also takes the mean condition token through its time embedding
   schedule = "scaled_linear", T = 1000,
   sediff = { dim = 64, k = 4, prior = true, retrieval = true, beat_len = 64 },
   sample_steps = 50, guidance = 2,
@@ -109,7 +111,8 @@ function UniECG:__init(cfg, lm)
   s.text_dim, s.fs = c.text_dim, c.fs_gen
   self.sediff = sd.SEDiff(s)
   self.vae = vae.VAE(vae.config(c.vae))
-  self.unet = unet1d.UNet1d(unet1d.config(c.unet, { in_channels = 4, channels = c.unet_channels, cond_dim = self.sediff.cfg.dim }))
+  self.unet = unet1d.UNet1d(unet1d.config(c.unet, { in_channels = 4, channels = c.unet_channels, cond_dim = self.sediff.cfg.dim,
+                                                          global_cond = c.global_cond }))
   rawset(self, "D", diffusion.Diffusion { schedule = c.schedule, T = c.T })
 end
 
