@@ -28,7 +28,8 @@ Stage 2, generation (text -> 12-lead ECG). The stage-1 LM is frozen.
      function(pred, target) works).
  (c) The generator (DiffuSETS + SE-Diff). A VAE maps 12 x 1024 (10 s at
      102.4 Hz) to a 4 x 128 latent. A latent U-Net learns DDPM's noise with
-     cross-attention to condition tokens: the text embedding (the report's,
+     cross-attention to condition tokens (and their mean added to the time
+     embedding, a global path): the text embedding (the report's,
      or with probability student_mix the aligned request's), age, sex and
      heart rate, and the reports of the k nearest training records
      (experience retrieval). The simulator prior: a beat decoder predicts
@@ -36,7 +37,7 @@ Stage 2, generation (text -> 12-lead ECG). The stage-1 LM is frozen.
      synthesiser turns them into template beats, fitted to each record's
      mean beat, and a consistency loss ties the decoded x0 prediction's beats
      to the templates. Condition dropout 0.1 for classifier-free guidance,
-     EMA weights; DDIM 50 steps; the guidance scale (2 or 4) is chosen on
+     EMA weights; DDIM 50 steps; the guidance scale (4 or 6) is chosen on
      the validation split by condition accuracy.
 
 Evaluation (test split). Interpretation: BLEU, ROUGE-L, METEOR and label F1
@@ -70,9 +71,9 @@ local cfg = {
   text_steps = 600, text_batch = 128, text_lr = 2e-3,       -- the condition space's text head
   requests_per_record = 4, align_steps = 3000, align_lr = 2e-3, align_batch = 64,
   vae_steps = 500, vae_batch = 16, vae_lr = 2e-3, beta = 1e-4,
-  gen_steps = 1500, gen_batch = 32, gen_lr = 1e-3, ema = 0.999, student_mix = 0.3,
+  gen_steps = 2000, gen_batch = 32, gen_lr = 1e-3, ema = 0.999, student_mix = 0.3,
   prior = true, retrieval = true,
-  n_eval = 96, sample_steps = 50, guidance = { 2, 4 },   -- a scale, or scales to choose from on validation
+  n_eval = 96, sample_steps = 50, guidance = { 4, 6 },   -- a scale, or scales to choose from on validation
 }
 -- command-line --key=value (numbers, true/false, strings) or an opts table
 for _, a in ipairs(type(arg) == "table" and arg or {}) do
