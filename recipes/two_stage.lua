@@ -12,17 +12,24 @@ a GPT decoder, which learns to write the report after a prompt that carries
 the HR and intervals measured by ecgwb's delineator.
 
 Stage 2, generation (text -> 12-lead ECG). The stage-1 LM is frozen.
- (a) Alignment. Every training record gets generation requests written
+ (a) The condition space, a trained text embedding. A report's features are
+     the frozen LM's mean hidden state over its tokens (centred); an MLP
+     text head maps them to a 64-d embedding, trained CLIP-style (symmetric
+     InfoNCE) against the frozen stage-1 ECG encoder's pooled embedding of
+     the report's own record (through a linear head used only here). Both
+     sides are computed once, so this takes seconds.
+ (b) Alignment. Every training record gets generation requests written
      from its labels, heart rate, age and sex in varied wording
      ("Create an ECG showing atrial fibrillation at 110 bpm in a 70-year-old
      man."). The frozen LM reads a request followed by K <gen> tokens; an MLP
-     maps their hidden states into the generator's condition space, the text
-     embedding of the record's report (the LM's mean hidden state over it,
-     normalised), under the alignment loss cfg.align_loss (MSE; cosine and
-     InfoNCE are in wb.losses; any function(pred, target) works).
- (b) The generator (DiffuSETS + SE-Diff). A VAE maps 12 x 1024 (10 s at
+     maps their hidden states into the condition space, onto the text
+     embedding of the record's report, under the alignment loss
+     cfg.align_loss (MSE; cosine and InfoNCE are in wb.losses; any
+     function(pred, target) works).
+ (c) The generator (DiffuSETS + SE-Diff). A VAE maps 12 x 1024 (10 s at
      102.4 Hz) to a 4 x 128 latent. A latent U-Net learns DDPM's noise with
-     cross-attention to condition tokens: the text embedding (the report's,
+     cross-attention to condition tokens (and their mean added to the time
+     embedding, a global path): the text embedding (the report's,
      or with probability student_mix the aligned request's), age, sex and
      heart rate, and the reports of the k nearest training records
      (experience retrieval). The simulator prior: a beat decoder predicts
@@ -30,7 +37,7 @@ Stage 2, generation (text -> 12-lead ECG). The stage-1 LM is frozen.
      synthesiser turns them into template beats, fitted to each record's
      mean beat, and a consistency loss ties the decoded x0 prediction's beats
      to the templates. Condition dropout 0.1 for classifier-free guidance,
-     EMA weights; DDIM 50 steps; the guidance scale (2 or 4) is chosen on
+     EMA weights; DDIM 50 steps; the guidance scale (4 or 6) is chosen on
      the validation split by condition accuracy.
 
 Evaluation (test split). Interpretation: BLEU, ROUGE-L, METEOR and label F1
@@ -61,11 +68,12 @@ local cfg = {
   stage1_encoder_steps = 600, stage1_steps = 900,       -- recipes/report.lua's training
   reuse_stage1 = false,                                 -- true: load out/stage1/model instead of training it
   align_loss = "align_mse",                             -- a wb.losses name, or a function(pred, target)
+  text_steps = 600, text_batch = 128, text_lr = 2e-3,       -- the condition space's text head
   requests_per_record = 4, align_steps = 3000, align_lr = 2e-3, align_batch = 64,
   vae_steps = 500, vae_batch = 16, vae_lr = 2e-3, beta = 1e-4,
-  gen_steps = 1500, gen_batch = 32, gen_lr = 1e-3, ema = 0.999, student_mix = 0.3,
+  gen_steps = 2000, gen_batch = 32, gen_lr = 1e-3, ema = 0.999, student_mix = 0.3,
   prior = true, retrieval = true,
-  n_eval = 96, sample_steps = 50, guidance = { 2, 4 },   -- a scale, or scales to choose from on validation
+  n_eval = 96, sample_steps = 50, guidance = { 4, 6 },   -- a scale, or scales to choose from on validation
 }
 -- command-line --key=value (numbers, true/false, strings) or an opts table
 for _, a in ipairs(type(arg) == "table" and arg or {}) do
@@ -132,9 +140,37 @@ local function requests_for(labels, truth_hr, age, sex, i, j)
   return wb.requests.text(labels[i], o)
 end
 
--- (a) alignment of the <gen> states to the condition space
+-- (a) the condition space: a text head trained against the frozen ECG encoder
 uni:set_center(tr.reports)
-local teacher = uni:text_embedding(tr.reports)                 -- (N, Dl)
+local feat_tr = uni:text_features(tr.reports)                  -- (N, Dl), the frozen LM's
+local pooled_tr = lm:embed(wb.signal.resample(tr.x, c.fs_lm, c.fs_model))  -- (N, De), the frozen encoder's
+local tparams = uni.text_head:parameters()
+for _, p in ipairs(uni.ecg_head:parameters()) do tparams[#tparams + 1] = p end
+local topt = wb.optim.AdamW(tparams, { lr = cfg.text_lr, weight_decay = 0.01 })
+local text_curve = {}
+for step = 1, cfg.text_steps do
+  local idx = wb.randint(0, tr.n, { math.min(cfg.text_batch, tr.n) })
+  local loss = uni:contrastive_loss(feat_tr:index_select(1, idx), pooled_tr:index_select(1, idx))
+  topt:zero_grad(); loss:backward(); topt:step()
+  text_curve[step] = loss:item()
+  wb.report { step = step, total = cfg.text_steps, loss = text_curve[step] }
+end
+for _, p in ipairs(uni.text_head:parameters()) do p:requires_grad_(false) end
+local teacher = uni:text_embedding(feat_tr)                    -- (N, Dt)
+-- how well the space names the findings: a test report's nearest training report states the same findings
+local teacher_te = uni:text_embedding(te.reports)
+local function same_findings(q, bank, lq, lb)
+  local same = 0
+  for i, j in ipairs(q:matmul(bank:t()):argmax(2):totable()) do
+    if table.concat(lq[i], " ") == table.concat(lb[j + 1], " ") then same = same + 1 end
+  end
+  return same / q:size(1)
+end
+local text_top1 = same_findings(teacher_te, teacher, labels_te, labels_tr)
+print(string.format("%s condition space: InfoNCE %.3f -> %.3f; a test report's nearest training report states the same findings: %.3f",
+  elapsed(), text_curve[1], text_curve[#text_curve], text_top1))
+
+-- (b) alignment of the <gen> states to the condition space
 local req_tr, req_row = {}, {}
 for i = 1, tr.n do
   for j = 1, cfg.requests_per_record do
@@ -156,21 +192,16 @@ for step = 1, cfg.align_steps do
 end
 -- how well a test request lands on its record's report: the cosine, and how
 -- often the nearest test report states the same findings (the same label set)
-local teacher_te = uni:text_embedding(te.reports)
 local req_te = {}
 for i = 1, te.n do req_te[i] = requests_for(labels_te, te.truth.hr, te.age, te.sex, i, 1) end
 local al_te = wb.no_grad(function() return wb.normalize(uni:aligned(uni:gen_states(req_te)), -1) end)
 local align_cos = (al_te * teacher_te):sum(2):mean():item()
-local same = 0
-for i, j in ipairs(al_te:matmul(teacher_te:t()):argmax(2):totable()) do
-  if table.concat(labels_te[i], " ") == table.concat(labels_te[j + 1], " ") then same = same + 1 end
-end
-local top1 = same / te.n
+local top1 = same_findings(al_te, teacher_te, labels_te, labels_te)
 print(string.format("%s alignment (%s): loss %.4f -> %.4f; test requests: cosine to their report %.3f, " ..
   "nearest test report with the same findings %.3f", elapsed(), tostring(cfg.align_loss), align_curve[1],
   align_curve[#align_curve], align_cos, top1))
 
--- (b) the generator: VAE, then latent diffusion with the SE-Diff condition and prior
+-- (c) the generator: VAE, then latent diffusion with the SE-Diff condition and prior
 local vopt = wb.optim.AdamW(uni.vae:parameters(), { lr = cfg.vae_lr, weight_decay = 0 })
 local vae_curve = {}
 for step = 1, cfg.vae_steps do
@@ -203,7 +234,7 @@ if cfg.prior then
   tmpl, _, valid = sd.record_templates(xg_tr, c.fs_gen, uni.sediff.cfg.beat_len, { peaks = peaks_tr })
 end
 if cfg.retrieval then uni:set_bank(teacher) end
-local student = wb.no_grad(function() return uni:aligned(states) end)  -- (N·R, Dl): the aligned requests
+local student = wb.no_grad(function() return uni:aligned(states) end)  -- (N·R, Dt): the aligned requests
 local gparams = uni.unet:parameters()
 for _, p in ipairs(uni.sediff:parameters()) do gparams[#gparams + 1] = p end
 local gopt = wb.optim.AdamW(gparams, { lr = cfg.gen_lr, weight_decay = 0 })
@@ -309,6 +340,7 @@ end
 
 local M = {
   stage1 = stage1, after = after,
+  text_loss_first = text_curve[1], text_loss_last = text_curve[#text_curve], text_top1 = text_top1,
   align_loss_first = align_curve[1], align_loss_last = align_curve[#align_curve], align_cosine = align_cos, align_top1 = top1,
   vae_rel_error = vae_rel, hr_mae = hr.mae, hr_failed = hr.failed, hr_mae_real = hr_real.mae,
   condition_accuracy = cond_acc, condition_accuracy_real = cond_acc_real, condition_accuracy_from_reports = cond_acc_report, fid = fid, fid_ref = fid_ref, rfid = rfid,
@@ -366,7 +398,7 @@ for _, i in ipairs(shown) do
     { caption = req_eval[i] .. "  (measured HR of the generated ECG: " .. string.format("%.0f", hr.measured[i]) .. " bpm)" })
 end
 page:figure(wb.plot.ecg(demo_gen.ecg, { fs = demo_gen.fs, title = demo_req }), { caption = "respond{text = \"" .. demo_req .. "\"}" })
-page:figure(wb.plot.lines({ generator = gen_curve, alignment = align_curve, vae = vae_curve }, { logy = true, xlabel = "step" }),
+page:figure(wb.plot.lines({ generator = gen_curve, text_head = text_curve, alignment = align_curve, vae = vae_curve }, { logy = true, xlabel = "step" }),
   { caption = "training losses" })
 local html = page:save(cfg.out .. "/report.html")
 uni:save(cfg.out .. "/model")

@@ -8,9 +8,10 @@ set -e
 dir=$tmp
 "$ECGWB" -e "require('ecgwb').sim.make_corpus { out = '$dir/c.h5', n = 40, fs = 500, seconds = 10, seed = 3, split = { 60, 10, 30 }, progress = false }"
 "$ECGWB" recipes/two_stage.lua --corpus="$dir/c.h5" --out="$dir/run" --stage1_encoder_steps=5 --stage1_steps=5 \
-    --align_steps=5 --vae_steps=5 --gen_steps=5 --n_eval=4 --sample_steps=2 --requests_per_record=1 > "$dir/log" 2>&1 \
+    --text_steps=5 --align_steps=5 --vae_steps=5 --gen_steps=5 --n_eval=4 --sample_steps=2 --requests_per_record=1 > "$dir/log" 2>&1 \
     || { cat "$dir/log"; fail "two_stage.lua failed"; }
 grep -q "label F1 micro" "$dir/log" || fail "no interpretation metrics"
+grep -q "condition space: InfoNCE .* same findings" "$dir/log" || fail "no condition-space training"
 grep -q "HR MAE .* condition accuracy .* rFID" "$dir/log" || fail "no generation metrics"
 grep -q "done. The run's page: $dir/run/report.html" "$dir/log" || fail "the page's path is not printed"
 test "$(grep -o 'data:image/png;base64' "$dir/run/report.html" | wc -l)" -ge 3 || fail "the page has fewer than 3 figures"

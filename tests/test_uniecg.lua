@@ -1,6 +1,7 @@
 -- test_uniecg.lua: the unified model of recipes/two_stage.lua
 -- (lua/ecgwb/models/uniecg.lua) at toy size: the <gen> states do not depend
--- on padding, the condition space is centred and normalised, x0 is recovered
+-- on padding, the condition space is centred and normalised and its text
+-- head learns to pair reports with their ECGs, x0 is recovered
 -- from the true noise, the generator loss has the parts its switches ask for
 -- and trains, the alignment head learns, and respond() routes requests.
 local T = dofile("tests/check.lua")
@@ -32,10 +33,41 @@ T.close(both:select(1, 2), uni:gen_states({ reqs[2] }):select(1, 1), 1e-4, "left
 -- the condition space
 T.fails(function() uni:text_embedding(reports) end, "set_center(training texts) first")
 uni:set_center(reports)
+local f = uni:text_features(reports)
+T.ok(f:size(1) == 4 and f:size(2) == 32, "text features (N, Dl)")
+local off_centre = f:mean(1):abs():max():item()
+T.ok(off_centre < 1e-5, string.format("the features are centred on the training texts (|mean| %.1e)", off_centre))
 local e = uni:text_embedding(reports)
+T.ok(e:size(2) == uni.cfg.text_dim, "text embeddings (N, Dt)")
 T.close(e:square():sum(2), wb.ones(4), 1e-5, "text embeddings have unit norm")
-local raw = uni:text_embedding({ reports[1] })
-T.close(raw, e:narrow(1, 1, 1), 1e-4, "one text alone embeds as in a batch")
+T.close(uni:text_embedding({ reports[1] }), e:narrow(1, 1, 1), 1e-4, "one text alone embeds as in a batch")
+T.close(uni:text_embedding(f), e, 1e-6, "features or texts give the same embedding")
+-- the text head learns, contrastively, which ECG each report belongs to:
+-- four ECGs of the four reports' conditions, through the frozen encoder
+do
+  local xs = {}
+  for i, o in ipairs { { hr = 50 }, { hr = 120 }, { rhythm = "afib", hr = 90 }, { bbb = "left", hr = 70 } } do
+    o.fs, o.seconds, o.seed = 100, 4, i
+    xs[i] = wb.sim.ecg(o):unsqueeze(1)
+  end
+  local pooled = lm:embed(wb.cat(xs, 1))
+  local ps = uni.text_head:parameters()
+  for _, p in ipairs(uni.ecg_head:parameters()) do ps[#ps + 1] = p end
+  local opt = wb.optim.AdamW(ps, { lr = 1e-2, weight_decay = 0 })
+  local l0 = uni:contrastive_loss(f, pooled):item()
+  T.close(l0, wb.losses.info_nce(uni.text_head(f), uni.ecg_head(pooled), { temperature = uni.cfg.temperature }):item(), 1e-6,
+    "contrastive_loss is InfoNCE of the two heads")
+  for _ = 1, 60 do
+    local l = uni:contrastive_loss(f, pooled)
+    opt:zero_grad(); l:backward(); opt:step()
+  end
+  local l1 = uni:contrastive_loss(f, pooled):item()
+  print(string.format("text head InfoNCE %.3f -> %.3f", l0, l1))
+  T.ok(l1 < 0.2 * l0, string.format("the text head's InfoNCE falls: %.3f -> %.3f", l0, l1))
+  local sim = wb.no_grad(function() return uni:text_embedding(f):matmul(wb.normalize(uni.ecg_head(pooled), -1):t()) end)
+  T.ok(table.concat(sim:argmax(2):totable(), ",") == "0,1,2,3", "each report is nearest to its own ECG")
+  e = uni:text_embedding(reports)
+end
 
 -- x0 from the true noise at any timestep
 do

@@ -36,6 +36,11 @@ dropout in training); attention over S copies of one token equals attention
 over that token, so a dropped row gives exactly what cond = nil gives.
 opts.cond_mask (B, S) (1 = real token) hides padding tokens.
 cond_dim = nil builds an unconditional U-Net (no cross-attention).
+global_cond = true adds a second, global path for the condition (ADM's class
+embedding, SDXL's pooled text): the mean of the condition tokens (over the
+unmasked ones; a dropped row's is the null token) through Linear(cond_dim,
+4ch), SiLU, Linear(4ch, 4ch) is added to the time embedding, so every
+ResBlock's FiLM sees it, not only the attention levels.
 ]]
 local wb = require "ecgwb"
 local nn = require "ecgwb.nn"
@@ -48,7 +53,7 @@ M.configs = {
   small = { channels = 64, mults = { 1, 2, 2 }, num_res_blocks = 1, attn_levels = { 2, 3 }, heads = 4, groups = 8 },
   base = { channels = 128, mults = { 1, 2, 4, 4 }, num_res_blocks = 2, attn_levels = { 2, 3, 4 }, heads = 8, groups = 32 },
 }
-local DEFAULTS = { in_channels = 4, film = true, self_attention = true, dropout = 0, max_period = 10000 }
+local DEFAULTS = { in_channels = 4, film = true, self_attention = true, dropout = 0, max_period = 10000, global_cond = false }
 
 -- unet1d.config("small", {in_channels = 4, cond_dim = 64}) -> a full config
 function M.config(name, over)
@@ -200,6 +205,9 @@ function UNet1d:__init(c)
   local att = { groups = g, heads = c.heads, self_attention = c.self_attention }
   self.time_mlp = nn.Sequential(nn.Linear(ch, tdim), nn.SiLU(), nn.Linear(tdim, tdim))
   if c.cond_dim then self:register_parameter("null_cond", wb.randn(1, 1, c.cond_dim):mul_(0.02)) end
+  if c.cond_dim and c.global_cond then
+    self.cond_mlp = nn.Sequential(nn.Linear(c.cond_dim, tdim), nn.SiLU(), nn.Linear(tdim, tdim))
+  end
   self.conv_in = nn.Conv1d(c.in_channels, ch, 3, { padding = 1 })
 
   -- down path; skips[] records the width of every skip tensor
@@ -308,6 +316,16 @@ function UNet1d:forward(x, t, cond, o)
   local ctx, mask = self:condition(B, cond, o)
 
   local temb = self.time_mlp(M.timestep_embedding(t, c.channels, c.max_period)) -- (B, 4ch)
+  if self.cond_mlp then -- the global path: the mean condition token, added to the time embedding
+    local pooled
+    if mask then
+      local m = mask:to("f32"):reshape(B, -1, 1)                                     -- (B, S, 1)
+      pooled = (ctx * m):sum(2) / m:sum(2)
+    else
+      pooled = ctx:mean(2)                                                            -- (B, Dc)
+    end
+    temb = temb + self.cond_mlp(pooled)
+  end
   local h = self.conv_in(x)
   local hs = { h }
   for i = 1, #self.down do

@@ -17,14 +17,21 @@ The parts.
             frozen LM reads "<bos> request <gen> ... <gen>"; its last-layer
             hidden states at the K tokens (B, K, Dl) are the request's
             generation states (gen_states).
+  text      the condition space, a TRAINED text embedding: a text's
+            features are the frozen LM's mean last-layer hidden state over
+            its tokens, minus their mean over the training reports
+            (set_center); an MLP head (Dl -> Dh -> Dt) maps them to the text
+            embedding, L2-normalised (text_embedding). The head is trained
+            CLIP-style (contrastive_loss: symmetric InfoNCE) against the
+            frozen stage-1 ECG encoder's pooled embeddings of the report's
+            own record, through a linear ECG head (De -> Dt) used only for
+            this training. So the space keeps what a report says about its
+            ECG (the findings), not its wording. (The untrained mean hidden
+            state carries the findings weakly: a generator conditioned on it
+            named the condition in half of its ECGs.)
   align     an MLP (K·Dl -> Dh -> Dt) from the generation states into the
-            generator's condition space (aligned).
-  the condition space: the text embedding of a report, the frozen LM's mean
-            last-layer hidden state over the report's tokens, minus its mean
-            over the training reports (set_center; without it every text is
-            within a few degrees of every other), L2-normalised
-            (text_embedding). Stage 2's alignment loss (a Lua function
-            cfg.align_loss(pred, target), e.g. wb.losses.align_mse,
+            condition space (aligned). Stage 2's alignment loss (a Lua
+            function cfg.align_loss(pred, target), e.g. wb.losses.align_mse,
             align_cosine or info_nce) pulls the aligned generation states of
             a request onto the text embedding of the record's report.
   sediff    the SE-Diff condition encoder (text embedding + age, sex, HR
@@ -32,7 +39,8 @@ The parts.
             differentiable beat synthesiser, consistency loss), see
             models/sediff.lua.
   vae       DiffuSETS' latent: 12 x 1024 at fs_gen = 102.4 Hz (10 s) <-> 4 x 128.
-  unet      the latent denoiser, cross-attending to the condition tokens.
+  unet      the latent denoiser, cross-attending to the condition tokens
+            (and, global_cond, taking their mean through its time embedding).
   D         DDPM / DDIM (models/diffusion.lua) with classifier-free guidance;
             sampling uses the EMA weights (ema_unet) when they are set.
 
@@ -54,9 +62,13 @@ local M = {}
 M.defaults = {
   gen_tokens = 4,            -- K
   align_hidden = 256,        -- Dh
+  text_dim = 64,             -- Dt, the condition space's width
+  text_hidden = 256,         -- the text head's hidden width
+  temperature = 0.1,         -- InfoNCE's temperature for the text head
   fs_gen = 102.4,            -- the generator's sampling rate: 10 s = 1024 samples
   samples = 1024,
   vae = "tiny", unet = "small", unet_channels = 32,
+  global_cond = true,        -- the U-Net also takes the mean condition token through its time embedding
   schedule = "scaled_linear", T = 1000,
   sediff = { dim = 64, k = 4, prior = true, retrieval = true, beat_len = 64 },
   sample_steps = 50, guidance = 2,
@@ -90,17 +102,21 @@ function UniECG:__init(cfg, lm)
   self.lm = lm
   local Dl = lm.lm.cfg.n_embd
   self.gen_id = lm.tok:special_id("<gen>")
-  self.align = nn.Sequential(nn.Linear(c.gen_tokens * Dl, c.align_hidden), nn.GELU(), nn.Linear(c.align_hidden, Dl))
+  local De = lm.encoder.cfg.d_model
+  self.text_head = nn.Sequential(nn.Linear(Dl, c.text_hidden), nn.GELU(), nn.Linear(c.text_hidden, c.text_dim))
+  self.ecg_head = nn.Linear(De, c.text_dim)
+  self.align = nn.Sequential(nn.Linear(c.gen_tokens * Dl, c.align_hidden), nn.GELU(), nn.Linear(c.align_hidden, c.text_dim))
   local s = {}
   for k, v in pairs(c.sediff) do s[k] = v end
-  s.text_dim, s.fs = Dl, c.fs_gen
+  s.text_dim, s.fs = c.text_dim, c.fs_gen
   self.sediff = sd.SEDiff(s)
   self.vae = vae.VAE(vae.config(c.vae))
-  self.unet = unet1d.UNet1d(unet1d.config(c.unet, { in_channels = 4, channels = c.unet_channels, cond_dim = self.sediff.cfg.dim }))
+  self.unet = unet1d.UNet1d(unet1d.config(c.unet, { in_channels = 4, channels = c.unet_channels, cond_dim = self.sediff.cfg.dim,
+                                                          global_cond = c.global_cond }))
   rawset(self, "D", diffusion.Diffusion { schedule = c.schedule, T = c.T })
 end
 
--- experience retrieval's bank: (N, Dl) text embeddings of the training
+-- experience retrieval's bank: (N, Dt) text embeddings of the training
 -- reports (kept as a buffer, so a saved model retrieves as the trained one)
 function UniECG:set_bank(emb)
   self:register_buffer("retrieval_bank", emb)
@@ -138,11 +154,25 @@ function UniECG:set_center(texts)
   self:register_buffer("text_center", wb.no_grad(function() return raw_embedding(self, texts):mean(1, true) end)) -- (1, Dl)
 end
 
--- the condition space: the frozen LM's mean hidden state over each text's
--- tokens, centred and L2-normalised; texts: a list of strings -> (N, Dl), no gradient
+-- a text's features: the frozen LM's mean hidden state over its tokens,
+-- centred; texts: a list of strings -> (N, Dl), no gradient
+function UniECG:text_features(texts, batch)
+  if not self.text_center then error("UniECG:text_features: set_center(training texts) first", 2) end
+  return raw_embedding(self, texts, batch) - self.text_center
+end
+
+-- the condition space: text features (N, Dl) or texts (a list of strings)
+-- -> (N, Dt) L2-normalised embeddings, no gradient
 function UniECG:text_embedding(texts, batch)
-  if not self.text_center then error("UniECG:text_embedding: set_center(training texts) first", 2) end
-  return wb.normalize(raw_embedding(self, texts, batch) - self.text_center, -1)
+  local f = wb.is_tensor(texts) and texts or self:text_features(texts, batch)
+  return wb.no_grad(function() return wb.normalize(self.text_head(f), -1) end)
+end
+
+-- the text head's training loss: symmetric InfoNCE between the heads' images
+-- of text features (B, Dl) and of the frozen ECG encoder's pooled embeddings
+-- (B, De) of the same records (row i of each is a pair)
+function UniECG:contrastive_loss(features, pooled)
+  return wb.losses.info_nce(self.text_head(features), self.ecg_head(pooled), { temperature = self.cfg.temperature })
 end
 
 -- the frozen LM's hidden states at the K <gen> tokens of each request:
@@ -169,7 +199,7 @@ function UniECG:aligned(states)
   return self.align(states)
 end
 
--- condition tokens for the denoiser from text embeddings (B, Dl) (normalised
+-- condition tokens for the denoiser from text embeddings (B, Dt) (normalised
 -- here) and meta = {age, sex, hr, exclude}
 function UniECG:condition(emb, meta)
   return self.sediff:condition { text = wb.normalize(emb, -1), age = meta.age, sex = meta.sex, hr = meta.hr,
@@ -187,7 +217,7 @@ function M.predict_x0(D, out, xt, t)
 end
 
 -- the generator's training loss for one batch:
---   b = { z0 (B, 4, 128) scaled latents, emb (B, Dl), age, sex, hr (B),
+--   b = { z0 (B, 4, 128) scaled latents, emb (B, Dt), age, sex, hr (B),
 --         templates (B, 12, n) record templates or nil, valid, exclude,
 --         peaks = a list of B lists of the records' R peaks (0-based samples)
 --         or nil (then the beats are found by cross-correlation, slower) }
