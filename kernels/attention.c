@@ -90,40 +90,59 @@ static int64_t batch_off(const ewb_tensor *t, int nd, const int64_t *bshape, int
 
 enum { SDPA_SMALL_T = 4 };
 
-/* the small-T path, one pass per query row r = (b, t) (rows split among
-   threads): P[r] = q kᵀ (unscaled, as the matmul gives it), softmax_row,
-   then o[r] = P[r] v. q, k, v have unit stride in the last dim; S >= 1. */
+/* the small-T path, one pass per query row r = (b, t): P[r] = q kᵀ
+   (unscaled, as the matmul gives it), softmax_row, then o[r] = P[r] v.
+   q, k, v have unit stride in the last dim; S >= 1. Rows are shared among
+   threads by ewb_run_blocks (core/threads.c), not an OpenMP region: a
+   decode step's 8 rows take microseconds, and a region's closing barrier
+   waits for a sleeping second thread (see matmul.c's GEMV). */
+typedef struct {
+    const ewb_tensor *q, *k, *v, *mask;
+    float *P, *O;
+    double scale;
+    int causal, nd;
+    const int64_t *bshape;
+    int64_t T, S, D, Dv;
+} attend_args;
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void attend_row(void *ctx, int64_t r) {
+    const attend_args *a = ctx;
+    const ewb_tensor *q = a->q, *k = a->k, *v = a->v, *mask = a->mask;
+    int nd = a->nd;
+    int64_t T = a->T, S = a->S, D = a->D, Dv = a->Dv;
+    int64_t qt = q->stride[q->ndim - 2], ks = k->stride[k->ndim - 2], vs = v->stride[v->ndim - 2];
+    int64_t b = r / T, t = r % T;
+    const float *qr = ewb_f32(q) + batch_off(q, nd, a->bshape, b) + t * qt;  // (D)
+    const float *kb = ewb_f32(k) + batch_off(k, nd, a->bshape, b);           // (S, D) rows ks apart
+    const float *vb = ewb_f32(v) + batch_off(v, nd, a->bshape, b);           // (S, Dv) rows vs apart
+    float *p = a->P + r * S;                                                // (S)
+    float *o = a->O + r * Dv;                                               // (Dv)
+    for (int64_t s = 0; s < S; s++) {
+        const float *kr = kb + s * ks;
+        float acc = 0;
+        #pragma omp simd reduction(+:acc)
+        for (int64_t d = 0; d < D; d++) acc += qr[d] * kr[d];
+        p[s] = acc;
+    }
+    const uint8_t *m = mask ? (const uint8_t *)ewb_tensor_data(mask) : NULL;
+    softmax_row(p, S, t, a->scale, m ? m + mask_row_off(mask, nd, a->bshape, b, t) : NULL,
+                mask ? mask->stride[nd - 1] : 0, a->causal);
+    for (int64_t e = 0; e < Dv; e++) o[e] = 0;
+    for (int64_t s = 0; s < S; s++) {
+        if (p[s] == 0) continue;                                            // hidden keys
+        const float *vr = vb + s * vs, ps = p[s];
+        #pragma omp simd
+        for (int64_t e = 0; e < Dv; e++) o[e] += ps * vr[e];
+    }
+}
+
 static void small_t_attend(const ewb_tensor *q, const ewb_tensor *k, const ewb_tensor *v, float *P, float *O,
                            double scale, const ewb_tensor *mask, int causal, int nd, const int64_t *bshape, int64_t B,
                            int64_t T, int64_t S, int64_t D, int64_t Dv) {
-    const float *Q = ewb_f32(q), *K = ewb_f32(k), *V = ewb_f32(v);
-    const uint8_t *m = mask ? (const uint8_t *)ewb_tensor_data(mask) : NULL;
-    int64_t qt = q->stride[q->ndim - 2], ks = k->stride[k->ndim - 2], vs = v->stride[v->ndim - 2];
-    int64_t mss = mask ? mask->stride[nd - 1] : 0;
-    #pragma omp parallel for if (B * T * S * (D + Dv) > 1 << 15)
-    for (int64_t r = 0; r < B * T; r++) {
-        int64_t b = r / T, t = r % T;
-        const float *qr = Q + batch_off(q, nd, bshape, b) + t * qt;     // (D)
-        const float *kb = K + batch_off(k, nd, bshape, b);              // (S, D) rows ks apart
-        const float *vb = V + batch_off(v, nd, bshape, b);              // (S, Dv) rows vs apart
-        float *p = P + r * S;                                          // (S)
-        float *o = O + r * Dv;                                         // (Dv)
-        for (int64_t s = 0; s < S; s++) {
-            const float *kr = kb + s * ks;
-            float acc = 0;
-            #pragma omp simd reduction(+:acc)
-            for (int64_t d = 0; d < D; d++) acc += qr[d] * kr[d];
-            p[s] = acc;
-        }
-        softmax_row(p, S, t, scale, m ? m + mask_row_off(mask, nd, bshape, b, t) : NULL, mss, causal);
-        for (int64_t e = 0; e < Dv; e++) o[e] = 0;
-        for (int64_t s = 0; s < S; s++) {
-            if (p[s] == 0) continue;                                   // hidden keys
-            const float *vr = vb + s * vs, ps = p[s];
-            #pragma omp simd
-            for (int64_t e = 0; e < Dv; e++) o[e] += ps * vr[e];
-        }
-    }
+    attend_args a = {q, k, v, mask, P, O, scale, causal, nd, bshape, T, S, D, Dv};
+    if (B * T * S * (D + Dv) > 1 << 15) ewb_run_blocks(attend_row, &a, B * T);
+    else for (int64_t r = 0; r < B * T; r++) attend_row(&a, r);
 }
 
 /* shapes: q (…,T,D), k (…,S,D), v (…,S,Dv); fills the broadcast batch shape
