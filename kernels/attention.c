@@ -105,6 +105,29 @@ typedef struct {
     int64_t T, S, D, Dv;
 } attend_args;
 
+/* q·k over D in 16 lanes (a GCC vector, one zmm register in attend_row's
+   avx512f clone), the lanes summed as a tree of shuffles: a per-key
+   horizontal sum written as a plain loop becomes 16 dependent scalar adds */
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef int32_t i32x16 __attribute__((vector_size(64)));
+
+static inline float dot_lanes(const float *a, const float *b, int64_t D) {
+    f32x16 acc = {0}, x, y;
+    int64_t d = 0;
+    for (; d + 16 <= D; d += 16) {
+        memcpy(&x, a + d, sizeof x);
+        memcpy(&y, b + d, sizeof y);
+        acc += x * y;
+    }
+    acc += __builtin_shuffle(acc, (i32x16){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
+    acc += __builtin_shuffle(acc, (i32x16){4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3});
+    acc += __builtin_shuffle(acc, (i32x16){2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1});
+    acc += __builtin_shuffle(acc, (i32x16){1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0});
+    float sum = acc[0];
+    for (; d < D; d++) sum += a[d] * b[d];
+    return sum;
+}
+
 __attribute__((target_clones("avx512f", "avx2", "default")))
 static void attend_row(void *ctx, int64_t r) {
     const attend_args *a = ctx;
@@ -118,19 +141,19 @@ static void attend_row(void *ctx, int64_t r) {
     const float *vb = ewb_f32(v) + batch_off(v, nd, a->bshape, b);           // (S, Dv) rows vs apart
     float *p = a->P + r * S;                                                // (S)
     float *o = a->O + r * Dv;                                               // (Dv)
-    for (int64_t s = 0; s < S; s++) {
-        const float *kr = kb + s * ks;
-        float acc = 0;
-        #pragma omp simd reduction(+:acc)
-        for (int64_t d = 0; d < D; d++) acc += qr[d] * kr[d];
-        p[s] = acc;
-    }
+    for (int64_t s = 0; s < S; s++) p[s] = dot_lanes(qr, kb + s * ks, D);
     const uint8_t *m = mask ? (const uint8_t *)ewb_tensor_data(mask) : NULL;
     softmax_row(p, S, t, a->scale, m ? m + mask_row_off(mask, nd, a->bshape, b, t) : NULL,
                 mask ? mask->stride[nd - 1] : 0, a->causal);
     for (int64_t e = 0; e < Dv; e++) o[e] = 0;
-    for (int64_t s = 0; s < S; s++) {
-        if (p[s] == 0) continue;                                            // hidden keys
+    int64_t s = 0;
+    for (; s + 4 <= S; s += 4) { /* four value rows per pass over o */
+        const float *v0 = vb + s * vs, *v1 = v0 + vs, *v2 = v1 + vs, *v3 = v2 + vs;
+        float p0 = p[s], p1 = p[s + 1], p2 = p[s + 2], p3 = p[s + 3];
+        #pragma omp simd
+        for (int64_t e = 0; e < Dv; e++) o[e] += p0 * v0[e] + p1 * v1[e] + p2 * v2[e] + p3 * v3[e];
+    }
+    for (; s < S; s++) {
         const float *vr = vb + s * vs, ps = p[s];
         #pragma omp simd
         for (int64_t e = 0; e < Dv; e++) o[e] += ps * vr[e];
