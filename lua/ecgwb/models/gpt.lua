@@ -33,10 +33,11 @@ and a token's position counts only the real tokens before it (as HF's
 position_ids from the attention mask), so a left-padded row gives the same
 logits as the same row unpadded. Batched generation needs LEFT padding.
 
-KV cache: lm:new_cache(B, max_len) preallocates k/v (B, H, max_len, hd) per layer;
-forward(ids, {cache = c}) writes the new k/v into it with narrow():copy_()
-and attends to everything cached, so a decode step computes q/k/v for its
-own token only. The cache is for inference: it must run under wb.no_grad.
+KV cache: lm:new_cache(B, max_len) preallocates kv (B, max_len, 2D) per
+layer (k then v of each position, with (B, H, max_len, hd) views k and v);
+forward(ids, {cache = c}) writes the new k/v into it with one
+narrow():copy_() and attends to everything cached, so a decode step
+computes q/k/v for its own token only. The cache is for inference: it must run under wb.no_grad.
 
 Text encoder (METS/MERL style): encode_text pools the final hidden states,
 by default the MEAN over the real (non-pad) tokens ("last" = the last real
@@ -105,12 +106,13 @@ function Attention:forward(x, ctx, kv)
     if N == 1 then return qkv:narrow(3, i * D + 1, D):reshape(B, H, 1, hd) end
     return qkv:narrow(3, i * D + 1, D):reshape(B, N, H, hd):permute(1, 3, 2, 4)
   end
-  local q, k, v = heads(0), heads(1), heads(2) -- (B, H, N, hd)
-  if kv then
+  local q, k, v = heads(0) -- (B, H, N, hd)
+  if kv then -- the new k and v side by side in one copy; k, v are views of the cache
     local past = ctx.past
-    kv.k:narrow(3, past + 1, N):copy_(k)
-    kv.v:narrow(3, past + 1, N):copy_(v)
+    kv.kv:narrow(2, past + 1, N):copy_(qkv:narrow(3, D + 1, 2 * D))
     k, v = kv.k:narrow(3, 1, past + N), kv.v:narrow(3, 1, past + N) -- (B, H, S, hd)
+  else
+    k, v = heads(1), heads(2)
   end
   local y = wb.sdpa(q, k, v, { mask = ctx.mask, causal = ctx.causal, scale = 1 / math.sqrt(hd) }) -- (B, H, N, hd)
   y = N == 1 and y:reshape(B, 1, D) or y:transpose(2, 3):reshape(B, N, D)
@@ -183,10 +185,14 @@ function GPT:new_cache(B, max_len)
   if max_len < 1 or max_len > c.block_size then
     error(string.format("gpt.new_cache: max_len %d must be in 1..block_size %d", max_len, c.block_size), 2)
   end
-  local hd = c.n_embd / c.n_head
+  local D, H = c.n_embd, c.n_head
   local cache = { B = B, len = 0, max_len = max_len, layers = {}, valid = nil, counts = nil }
   for i = 1, c.n_layer do
-    cache.layers[i] = { k = wb.zeros(B, c.n_head, max_len, hd), v = wb.zeros(B, c.n_head, max_len, hd) }
+    -- kv (B, max_len, 2D): each position's k then v as c_attn gives them, so
+    -- a step writes both with one copy; k and v are (B, H, max_len, hd) views
+    local kv = wb.zeros(B, max_len, 2 * D)
+    local function heads(j) return kv:narrow(3, j * D + 1, D):view(B, max_len, H, D / H):permute(1, 3, 2, 4) end
+    cache.layers[i] = { kv = kv, k = heads(0), v = heads(1) }
   end
   return cache
 end
