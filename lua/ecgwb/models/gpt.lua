@@ -479,7 +479,9 @@ function GPT:generate(ids, o)
     local h = self:hidden_states(ids, { prefix = o.prefix, mask = o.mask, cache = cache })
     local done = {}
     for step = 1, max_new do
-      local logits = self:head(h:narrow(2, h:size(2), 1):reshape(B, self.cfg.n_embd)) -- (B, V)
+      local n = h:size(2)
+      if n > 1 then h = h:narrow(2, n, 1) end
+      local logits = self:head(h:reshape(B, self.cfg.n_embd)) -- (B, V)
       local rowu
       if u then
         rowu = {}
