@@ -127,6 +127,12 @@ static void test_small_t(void) {
         compare("T=1, 8 heads x 100 keys", q8, k8, v8, NULL, 0, 0);
         ewb_tensor_free(q8); ewb_tensor_free(k8); ewb_tensor_free(v8);
     }
+    { /* a head dim that is not a multiple of 16 (16 lanes, then a tail of 4) */
+        int64_t sq20[4] = {1, 2, 2, 20}, sk20[4] = {1, 2, 7, 20};
+        ewb_tensor *q20 = T_req(4, sq20), *k20 = T_req(4, sk20), *v20 = T_req(4, sk20);
+        compare("T=2, head dim 20, causal", q20, k20, v20, NULL, 1, 0);
+        ewb_tensor_free(q20); ewb_tensor_free(k20); ewb_tensor_free(v20);
+    }
     /* the cache: (1, H, max 10, D) buffers, the first 7 positions visible */
     int64_t sc[4] = {1, 3, 10, 8}, sq1[4] = {1, 3, 1, 8};
     ewb_tensor *kc = T_req(4, sc), *vc = T_req(4, sc), *q1 = T_req(4, sq1), *kn = NULL, *vn = NULL, *out = NULL;
