@@ -107,7 +107,7 @@ T.close(b.ecg[7], one.ecg, 0, "batch record 7 = single record")
 T.ok(b.report[7] == one.report, "and the same report")
 
 -- ecgwb's own R-peak detector and delineator (core/signal.c) against the
--- truth, on ten clean records of each condition and of
+-- truth (wb.sim.check_truth), on ten clean records of each condition and of
 -- combinations the default corpus contains: HR within 2 bpm; PR, QRS and QT
 -- within 20 ms. The records: seed 11 index 1-5 (on which the delineator was
 -- developed) and seed 12 index 101-105 (held out until the fixes of the
@@ -139,27 +139,10 @@ for _, c in ipairs(dconds) do
     local seed, idx = j <= 5 and 11 or 12, j <= 5 and j or 95 + j
     local o = { seed = seed, index = idx }
     for k, v in pairs(c) do if k ~= "name" then o[k] = v end end
-    local r = wb.sim.record(o)
-    local peaks, hr = wb.signal.rpeaks(r.clean, 500)
-    local m = wb.signal.delineate(r.clean, 500, { peaks = peaks })
-    local rh = wb.signal.rhythm(peaks, 500)
-    local t = r.truth
-    local function off(key, a, b, tol)
-      local e = (a == nil or a ~= a) and math.huge or math.abs(a - b)
-      worst[key] = math.max(worst[key], e)
-      return e >= tol
-    end
-    if off("hr", hr, t.hr, 2) then bad[#bad + 1] = string.format("%d/#%d HR %.1f vs %.1f", seed, idx, hr or -1, t.hr) end
-    if t.pr_ms and off("pr", m.pr, t.pr_ms, 20) then bad[#bad + 1] = string.format("%d/#%d PR %s vs %.0f", seed, idx, tostring(m.pr), t.pr_ms) end
-    if off("qrs", m.qrs, t.qrs_ms, 20) then bad[#bad + 1] = string.format("%d/#%d QRS %s vs %.0f", seed, idx, tostring(m.qrs), t.qrs_ms) end
-    if off("qt", m.qt, t.qt_ms, 20) then bad[#bad + 1] = string.format("%d/#%d QT %s vs %.0f", seed, idx, tostring(m.qt), t.qt_ms) end
-    if af and not (rh.cv > 0.1 and m.p_fraction == 0) then
-      rhythm_bad[#rhythm_bad + 1] = string.format("%d/#%d RR CV %.3f, P in %.2f of beats", seed, idx, rh.cv, m.p_fraction)
-    elseif fl and m.p_fraction ~= 0 then
-      rhythm_bad[#rhythm_bad + 1] = string.format("%d/#%d P in %.2f of beats", seed, idx, m.p_fraction)
-    elseif sinus and not (rh.cv < 0.08 and m.p_fraction >= 0.8) then
-      rhythm_bad[#rhythm_bad + 1] = string.format("%d/#%d RR CV %.3f, P in %.2f of beats", seed, idx, rh.cv, m.p_fraction)
-    end
+    local res = wb.sim.check_truth(o)
+    for k, e in pairs(res.err) do worst[k] = math.max(worst[k], e) end
+    for _, why in ipairs(res.bad) do bad[#bad + 1] = string.format("%d/#%d %s", seed, idx, why) end
+    if res.rhythm then rhythm_bad[#rhythm_bad + 1] = string.format("%d/#%d %s", seed, idx, res.rhythm) end
   end
   local summary = string.format("worst |error| HR %.2f bpm, PR %.1f, QRS %.1f, QT %.1f ms", worst.hr, worst.pr, worst.qrs, worst.qt)
   print(string.format("%-14s %s", c.name, summary))
@@ -180,15 +163,7 @@ local mix_bad = {}
 for i = 0, 59 do
   local o = wb.sim.corpus_record({ n = 2000, seed = 2024 }, i)
   o.noise = nil
-  local r = wb.sim.record(o)
-  local peaks, hr = wb.signal.rpeaks(r.clean, 500)
-  local m = wb.signal.delineate(r.clean, 500, { peaks = peaks })
-  local t, why = r.truth, {}
-  local function off(a, b, tol) return a == nil or a ~= a or math.abs(a - b) >= tol end
-  if off(hr, t.hr, 2) then why[#why + 1] = string.format("HR %.1f/%.1f", hr or -1, t.hr) end
-  if t.pr_ms and off(m.pr, t.pr_ms, 20) then why[#why + 1] = string.format("PR %s/%.0f", tostring(m.pr), t.pr_ms) end
-  if off(m.qrs, t.qrs_ms, 20) then why[#why + 1] = string.format("QRS %.0f/%.0f", m.qrs, t.qrs_ms) end
-  if off(m.qt, t.qt_ms, 20) then why[#why + 1] = string.format("QT %.0f/%.0f", m.qt, t.qt_ms) end
+  local why = wb.sim.check_truth(o).bad
   if #why > 0 then mix_bad[#mix_bad + 1] = "#" .. i .. " " .. table.concat(why, " ") end
 end
 print(string.format("corpus mix: %d of 60 clean records out of tolerance", #mix_bad))

@@ -537,4 +537,42 @@ function M.default_corpus(o)
   return path
 end
 
+--[[ The simulator's truth as a benchmark of ecgwb's own R-peak detector and
+delineator (wb.signal): M.check_truth(o) simulates wb.sim.record(o), measures
+its clean signal and compares with the truth. Tolerances: HR 2 bpm; PR, QRS
+and QT 20 ms. Rhythm, by the options: atrial fibrillation needs an RR
+coefficient of variation above 0.1 and no P wave found; atrial flutter no P
+wave (flutter waves are not P waves); sinus rhythm without PVCs an RR CV
+below 0.08 and a P wave in at least 80% of the beats. Returns
+{ record, err = { hr, pr, qrs, qt } (absolute errors, math.huge when not
+measured; pr nil without a true PR), bad = { "HR 143.0 vs 70.0", ... },
+rhythm = nil or what failed }. tests/test_sim.lua and data/sim_heldout.lua
+use it. ]]
+function M.check_truth(o)
+  local fs = o.fs or 500
+  local r = M.record(o)
+  local peaks, hr = wb.signal.rpeaks(r.clean, fs)
+  local m = wb.signal.delineate(r.clean, fs, { peaks = peaks })
+  local rh = wb.signal.rhythm(peaks, fs)
+  local t = r.truth
+  local res = { record = r, err = {}, bad = {} }
+  local function check(key, name, meas, truth, tol)
+    local e = (meas == nil or meas ~= meas) and math.huge or math.abs(meas - truth)
+    res.err[key] = e
+    if e >= tol then res.bad[#res.bad + 1] = string.format("%s %s vs %.1f", name, meas and string.format("%.1f", meas) or "none", truth) end
+  end
+  check("hr", "HR", hr, t.hr, 2)
+  if t.pr_ms then check("pr", "PR", m.pr, t.pr_ms, 20) end
+  check("qrs", "QRS", m.qrs, t.qrs_ms, 20)
+  check("qt", "QT", m.qt, t.qt_ms, 20)
+  if o.rhythm == "afib" and not (rh.cv > 0.1 and m.p_fraction == 0) then
+    res.rhythm = string.format("AF: RR CV %.3f, P in %.2f of beats", rh.cv, m.p_fraction)
+  elseif o.rhythm == "aflt" and m.p_fraction ~= 0 then
+    res.rhythm = string.format("flutter: P in %.2f of beats", m.p_fraction)
+  elseif not o.rhythm and not o.pvc_prob and not (rh.cv < 0.08 and m.p_fraction >= 0.8) then
+    res.rhythm = string.format("sinus: RR CV %.3f, P in %.2f of beats", rh.cv, m.p_fraction)
+  end
+  return res
+end
+
 return M
