@@ -69,10 +69,10 @@ local cfg = {
   reuse_stage1 = false,                                 -- true: load out/stage1/model instead of training it
   align_loss = "align_mse",                             -- a wb.losses name, or a function(pred, target)
   text_steps = 600, text_batch = 128, text_lr = 2e-3,       -- the condition space's text head
-  requests_per_record = 4, align_steps = 3000, align_lr = 2e-3, align_batch = 64,
-  vae_steps = 500, vae_batch = 16, vae_lr = 2e-3, beta = 1e-4,
+  requests_per_record = 4, align_steps = 2000, align_lr = 2e-3, align_batch = 64,
+  vae_steps = 3000, vae_batch = 32, vae_crop = 256, vae_lr = 3e-3, beta = 1e-4,
   gen_steps = 2000, gen_batch = 32, gen_lr = 1e-3, ema = 0.999, student_mix = 0.3,
-  prior = true, retrieval = true,
+  prior = true, retrieval = true, prior_input = false,
   n_eval = 96, sample_steps = 50, guidance = { 4, 6 },   -- a scale, or scales to choose from on validation
 }
 -- command-line --key=value (numbers, true/false, strings) or an opts table
@@ -125,7 +125,7 @@ local lm = L.load(cfg.out .. "/stage1/model")
 
 ------------------------------------------------------------------ stage 2: generation
 print(elapsed() .. " stage 2: text -> ECG, the stage-1 LM frozen")
-local uni = U.UniECG({ sediff = { prior = cfg.prior, retrieval = cfg.retrieval } }, lm)
+local uni = U.UniECG({ sediff = { prior = cfg.prior, retrieval = cfg.retrieval }, prior_input = cfg.prior_input }, lm)
 uni:freeze_lm()
 local tr = wb.corpus.load { path = cfg.corpus, split = "train", fs = c.fs_lm }
 local xg_tr = wb.signal.resample(tr.x, c.fs_lm, c.fs_gen)     -- (N, 12, 1024)
@@ -178,14 +178,17 @@ for i = 1, tr.n do
     req_row[#req_row + 1] = i - 1
   end
 end
-local states = uni:gen_states(req_tr)                           -- (N·R, K·Dl)
+local req_ids, req_mask = uni:request_ids(req_tr)
 local target = teacher:index_select(1, wb.tensor(req_row, "i64"))
 print(string.format("%s alignment: %d requests, e.g. %q", elapsed(), #req_tr, req_tr[1]))
-local opt = wb.optim.AdamW(uni.align:parameters(), { lr = cfg.align_lr, weight_decay = 0.01 })
+local aparams = uni.align:parameters()
+aparams[#aparams + 1] = uni.gen_embed                           -- the <gen> tokens' input embeddings train too
+local opt = wb.optim.AdamW(aparams, { lr = cfg.align_lr, weight_decay = 0.01 })
 local align_curve = {}
 for step = 1, cfg.align_steps do
   local idx = wb.randint(0, #req_tr, { cfg.align_batch })
-  local loss = align_loss(uni:aligned(states:index_select(1, idx)), target:index_select(1, idx))
+  local states = uni:gen_states_of(req_ids:index_select(1, idx), req_mask:index_select(1, idx))
+  local loss = align_loss(uni:aligned(states), target:index_select(1, idx))
   opt:zero_grad(); loss:backward(); opt:step()
   align_curve[step] = loss:item()
   wb.report { step = step, total = cfg.align_steps, loss = align_curve[step] }
@@ -202,11 +205,19 @@ print(string.format("%s alignment (%s): loss %.4f -> %.4f; test requests: cosine
   align_curve[#align_curve], align_cos, top1))
 
 -- (c) the generator: VAE, then latent diffusion with the SE-Diff condition and prior
+-- The VAE is convolutional (no attention), so it trains on random crops of
+-- vae_crop samples (at multiples of its downsampling factor): 4 crops cost
+-- what one whole record costs, and it sees 4x more beats per second.
 local vopt = wb.optim.AdamW(uni.vae:parameters(), { lr = cfg.vae_lr, weight_decay = 0 })
+local vsched = wb.optim.warmup_cosine { warmup = math.min(50, math.floor(cfg.vae_steps / 10)), total = cfg.vae_steps, base_lr = cfg.vae_lr, min_lr = cfg.vae_lr * 0.05 }
 local vae_curve = {}
+local vf, crop = uni.vae.factor, math.min(cfg.vae_crop, c.samples)
+if crop % vf ~= 0 then error("two_stage: vae_crop must be a multiple of " .. vf .. ", got " .. cfg.vae_crop, 0) end
 for step = 1, cfg.vae_steps do
+  vopt:set_lr(vsched(step))
   local idx = wb.randint(0, tr.n, { cfg.vae_batch })
-  local loss = uni.vae:loss(xg_tr:index_select(1, idx), { beta = cfg.beta })
+  local off = vf * math.floor(wb.rand(1):item() * ((c.samples - crop) / vf + 1))
+  local loss = uni.vae:loss(xg_tr:index_select(1, idx):narrow(3, off + 1, crop):contiguous(), { beta = cfg.beta })
   vopt:zero_grad(); loss:backward(); vopt:step()
   vae_curve[step] = loss:item()
   wb.report { step = step, total = cfg.vae_steps, loss = vae_curve[step] }
@@ -226,15 +237,40 @@ local z_tr = wb.no_grad(function()
   for s = 1, tr.n, 64 do zs[#zs + 1] = uni.vae:latent(xg_tr:narrow(1, s, math.min(64, tr.n - s + 1))) end
   return wb.cat(zs, 1)
 end)
-local tmpl, valid
+local tmpl, valid, zp_tr
 local peaks_tr = {}
-if cfg.prior then
+if cfg.retrieval or cfg.prior_input then uni:set_bank(teacher) end
+if cfg.prior or cfg.prior_input then
   for i = 1, tr.n do peaks_tr[i] = wb.signal.rpeaks(xg_tr:select(1, i):contiguous(), c.fs_gen):totable() end
-  local _
-  tmpl, _, valid = sd.record_templates(xg_tr, c.fs_gen, uni.sediff.cfg.beat_len, { peaks = peaks_tr })
+  local rr
+  tmpl, rr, valid = sd.record_templates(xg_tr, c.fs_gen, uni.sediff.cfg.beat_len, { peaks = peaks_tr })
+  if cfg.prior_input then
+    -- the experience prior: each training record's beat, RR and RR variability
+    local cv = {}
+    for i, p in ipairs(peaks_tr) do
+      local d, m = {}, 0
+      for k = 2, #p do d[#d + 1] = p[k] - p[k - 1]; m = m + d[#d] / (#p - 1) end
+      local v = 0
+      for _, y in ipairs(d) do v = v + (y - m) ^ 2 / #d end
+      cv[i] = #d > 1 and math.sqrt(v) / m or 0
+    end
+    local rrv = rr:totable()
+    for i = 1, tr.n do if rrv[i] ~= rrv[i] then rrv[i] = 60 / tr.truth.hr:get(i) end end
+    uni:set_experience(tmpl, wb.tensor(rrv), wb.tensor(cv))
+    -- in training, a record's prior is its nearest OTHER record's beat laid on its own R peaks
+    local zs = {}
+    for s = 1, tr.n, 64 do
+      local e = math.min(tr.n, s + 63)
+      local ex, pk = {}, {}
+      for i = s, e do ex[#ex + 1], pk[#pk + 1] = i - 1, peaks_tr[i] end
+      zs[#zs + 1] = uni:prior_latent(teacher:narrow(1, s, e - s + 1), tr.truth.hr:narrow(1, s, e - s + 1), { exclude = ex, peaks = pk })
+    end
+    zp_tr = wb.cat(zs, 1)
+    print(string.format("%s experience prior: %d training beats; prior latents %s", elapsed(), tr.n, zp_tr:describe()))
+  end
 end
-if cfg.retrieval then uni:set_bank(teacher) end
-local student = wb.no_grad(function() return uni:aligned(states) end)  -- (N·R, Dt): the aligned requests
+uni.gen_embed:requires_grad_(false)
+local student = wb.no_grad(function() return uni:aligned(uni:gen_states(req_tr)) end)  -- (N·R, Dt): the aligned requests
 local gparams = uni.unet:parameters()
 for _, p in ipairs(uni.sediff:parameters()) do gparams[#gparams + 1] = p end
 local gopt = wb.optim.AdamW(gparams, { lr = cfg.gen_lr, weight_decay = 0 })
@@ -251,7 +287,8 @@ for step = 1, cfg.gen_steps do
   end
   local b = { z0 = z_tr:index_select(1, idx), emb = emb, age = tr.age:index_select(1, idx),
               sex = tr.sex:index_select(1, idx), hr = tr.truth.hr:index_select(1, idx), exclude = idx:totable() }
-  if tmpl then
+  if zp_tr then b.zp = zp_tr:index_select(1, idx) end
+  if tmpl and cfg.prior then
     b.templates = tmpl:index_select(1, idx)
     b.valid, b.peaks = {}, {}
     for i, r in ipairs(b.exclude) do b.valid[i], b.peaks[i] = valid[r + 1], peaks_tr[r + 1] end

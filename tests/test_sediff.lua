@@ -196,6 +196,57 @@ do
   end
 end
 
+------------------------------------------------------------------ the simulator's ECG: beat_train and rhythm
+do
+  local fs, n = 100, 64
+  local tmpl = wb.randn(1, 2, n)
+  local x, peaks = tiled(tmpl, 5, 20) -- the test's own tiling: RR·fs = n
+  local y = sd.beat_train(tmpl, n / fs, { peaks }, fs, x:size(3))
+  T.ok(y:size(1) == 1 and y:size(2) == 2 and y:size(3) == x:size(3), "beat_train: (B, L, T)")
+  T.close(y:narrow(3, 21, 5 * n), x:narrow(3, 21, 5 * n), 1e-6, "beat_train: the beats of a tiled ECG, sample for sample")
+  T.close(y:narrow(3, 1, 20), tmpl:narrow(3, 1, 1):expand(1, 2, 20), 1e-6, "before the first beat: the template's edge")
+  T.ok(sd.consistency_loss(y, tmpl, n / fs, fs, { peaks = { peaks } }):item() < 1e-10, "the consistency loss reads its beats back")
+  -- a template keeps its time scale at another rate: a sample 5 template
+  -- samples after R reads template sample n/2 + 5 whatever the spacing
+  local wide = sd.beat_train(tmpl, n / fs, { { 40, 140 } }, fs, 200)
+  T.close(wide:select(3, 46), tmpl:select(3, n / 2 + 6), 1e-6, "waves keep their durations at a slower rate")
+  T.close(wide:select(3, 90), tmpl:select(3, n), 1e-6, "beyond the template: its last sample")
+  local none = sd.beat_train(tmpl, n / fs, { {} }, fs, 10)
+  T.close(none, tmpl:narrow(3, 1, 1):expand(1, 2, 10), 1e-6, "no peaks: the first sample throughout")
+  -- gradient in the templates against central differences (irregular peaks, RR·fs not n)
+  local tm, rrs, pk = wb.randn(2, 2, 8), { 0.9, 1.3 }, { { 3, 11.5, 17 }, { 9 } }
+  local w = wb.randn(2, 2, 24)
+  local function f(t) return (sd.beat_train(t, rrs, pk, 10, 24) * w):sum() end
+  local tv = tm:clone():requires_grad_()
+  f(tv):backward()
+  local g, xs = tv.grad:totable(), tm:totable()
+  local maxerr, scale = 0, 0
+  for i = 1, #xs do
+    local pp, mm = {}, {}
+    for j = 1, #xs do pp[j], mm[j] = xs[j], xs[j] end
+    pp[i], mm[i] = xs[i] + 1e-2, xs[i] - 1e-2
+    local fd = (f(wb.tensor(pp):view(2, 2, 8)):item() - f(wb.tensor(mm):view(2, 2, 8)):item()) / 2e-2
+    maxerr, scale = math.max(maxerr, math.abs(fd - g[i])), math.max(scale, math.abs(fd))
+  end
+  T.ok(scale > 0 and maxerr / scale < 2e-3, string.format("beat_train: gradient vs central differences: rel err %.2g", maxerr / scale))
+  T.fails(function() sd.beat_train(tmpl:view(2, n), 0.64, { peaks }, fs, 100) end, "templates must be (B, leads, n)")
+  T.fails(function() sd.beat_train(tmpl, 0.64, { peaks, peaks }, fs, 100) end, "peaks must be a list of 1 lists")
+  T.fails(function() sd.beat_train(tmpl, -1, { peaks }, fs, 100) end, "RR intervals must be finite and > 0 s")
+  -- rhythm: regular at cv 0; the drawn variability is the asked one
+  local r0 = sd.rhythm(0.8, 0, 100, 1000)
+  local ok = #r0 >= 12 and r0[1] >= 0 and r0[1] < 80 and r0[#r0] < 1000
+  for i = 2, #r0 do ok = ok and math.abs(r0[i] - r0[i - 1] - 80) <= 1 end
+  T.ok(ok, "rhythm: cv 0 gives beats every RR from a phase within the first RR")
+  local r1 = sd.rhythm(0.5, 0.15, 100, 200000)
+  local d, m = {}, 0
+  for i = 2, #r1 do d[#d + 1] = r1[i] - r1[i - 1]; m = m + d[#d] end
+  m = m / #d
+  local v = 0
+  for _, q in ipairs(d) do v = v + (q - m) ^ 2 / #d end
+  T.ok(math.abs(m - 50) < 1 and math.abs(math.sqrt(v) / m - 0.15) < 0.015,
+    string.format("rhythm: mean RR %.1f samples (50), cv %.3f (0.15)", m, math.sqrt(v) / m))
+end
+
 ------------------------------------------------------------------ retrieval
 do
   local N, D, B, k = 50, 6, 4, 5

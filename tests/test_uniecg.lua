@@ -113,16 +113,77 @@ local _, parts = off:generator_loss(b)
 T.ok(parts.diffusion and not parts.template and not parts.consistency, "prior off: the diffusion loss alone")
 T.ok(off.sediff:num_tokens() < uni.sediff:num_tokens(), "retrieval off: fewer condition tokens")
 
--- alignment: the head learns to map requests onto their reports
-local st, tg = uni:gen_states(reqs), e:narrow(1, 3, 2)
-local aopt = wb.optim.AdamW(uni.align:parameters(), { lr = 1e-2 })
-local a0 = wb.losses.align_mse(uni:aligned(st), tg):item()
+-- alignment: the head and the <gen> embeddings learn to map requests onto
+-- their reports; the frozen LM reads gen_embed in place of the <gen> rows
+do
+  local ids, mask = uni:request_ids(reqs)
+  local Kd = uni.gen_embed:size(1)
+  local plain = wb.no_grad(function()
+    local h = lm.lm:hidden_states(ids, { mask = mask })
+    return h:narrow(2, ids:size(2) - Kd + 1, Kd):reshape(2, Kd * h:size(3))
+  end)
+  local saved = uni.gen_embed:clone()
+  uni.gen_embed:copy_(lm.lm.wte.weight:select(1, uni.gen_id + 1):reshape(1, 32):expand(Kd, 32))
+  T.close(uni:gen_states(reqs), plain, 1e-5, "gen_embed = the <gen> row: the LM's own states at <gen>")
+  uni.gen_embed:copy_(saved)
+  T.fails(function() lm.lm:hidden_states(ids, { embeds = wb.zeros(2, 3, 32) }) end, "embeds must be (2, " .. ids:size(2) .. ", 32)")
+end
+local ids, mask = uni:request_ids(reqs)
+local tg = e:narrow(1, 3, 2)
+local ge0 = uni.gen_embed:clone()
+local aps = uni.align:parameters()
+aps[#aps + 1] = uni.gen_embed
+local aopt = wb.optim.AdamW(aps, { lr = 1e-2 })
+local a0 = wb.losses.align_mse(uni:aligned(uni:gen_states_of(ids, mask)), tg):item()
 for _ = 1, 100 do
-  local l = wb.losses.align_mse(uni:aligned(st), tg)
+  local l = wb.losses.align_mse(uni:aligned(uni:gen_states_of(ids, mask)), tg)
   aopt:zero_grad(); l:backward(); aopt:step()
 end
-local a1 = wb.losses.align_mse(uni:aligned(st), tg):item()
+local a1 = wb.losses.align_mse(uni:aligned(uni:gen_states(reqs)), tg):item()
 T.ok(a1 < 0.1 * a0, string.format("alignment loss %.4f -> %.4f", a0, a1))
+T.ok((uni.gen_embed - ge0):abs():max():item() > 1e-3, "the <gen> embeddings trained")
+T.ok(not lm:parameters()[1].grad or lm:parameters()[1].grad:abs():max():item() == 0, "the LM stays frozen")
+
+-- prior_input: the denoiser reads the latent of the nearest training
+-- record's beat laid on a rhythm; dropped rows lose it
+do
+  local sd = require "ecgwb.models.sediff"
+  local cfg = {}
+  for k, v in pairs(tiny) do cfg[k] = v end
+  cfg.prior_input = true
+  local pu = U.UniECG(cfg, lm)
+  pu:set_center(reports)
+  pu:set_bank(e)
+  local _, rr = sd.record_templates(x, 102.4, 32)
+  T.fails(function() pu:prior_latent(e, { 70, 70, 70, 70 }) end, "set_experience first")
+  pu:set_experience(tm, rr, wb.tensor { 0, 0, 0.2, 0 })
+  local zp = pu:prior_latent(e, wb.tensor { 70, 0 / 0, 120, 70 }, { exclude = { 0, 1, 2, 3 } })
+  T.ok(zp:size(1) == 4 and zp:size(2) == 4 and zp:size(3) == 64, "prior latents (B, 4, samples / 8)")
+  -- the same as encoding the neighbour's beat laid on given peaks by hand
+  local pk = { { 10, 80, 150 }, { 20, 90 }, { 5 }, { 40, 300 } }
+  local nb = pu.sediff.retriever:topk(e, 1, { exclude = { 0, 1, 2, 3 } }):reshape(4)
+  local ref = pu.vae:latent(sd.beat_train(tm:index_select(1, nb), rr:index_select(1, nb), pk, 102.4, 512))
+  T.close(pu:prior_latent(e, { 70, 70, 70, 70 }, { exclude = { 0, 1, 2, 3 }, peaks = pk }), ref, 1e-5, "prior_latent = the neighbour's beat on the peaks")
+  local net = U.with_prior(pu.unet, zp)
+  local xt, t = wb.randn(4, 4, 64), wb.full({ 4 }, 300)
+  T.close(net(xt, t, nil), pu.unet(wb.cat({ xt, zp * 0 }, 2), t, nil), 1e-6, "no condition: no prior")
+  local cond = pu:condition(e, { age = wb.full({ 4 }, 60), sex = wb.ones(4), hr = wb.full({ 4 }, 70) })
+  local drop = wb.tensor { 1, 0, 0, 0 }
+  local both = net(xt, t, cond, { uncond = drop })
+  T.close(both:narrow(1, 1, 1), pu.unet(wb.cat({ xt, zp * 0 }, 2), t, nil):narrow(1, 1, 1), 1e-5, "a dropped row loses the prior")
+  T.close(both:narrow(1, 2, 3), pu.unet(wb.cat({ xt, zp }, 2), t, cond):narrow(1, 2, 3), 1e-5, "kept rows read it")
+  local b = batch()
+  b.zp = zp
+  local loss, parts = pu:generator_loss(b)
+  T.ok(loss:item() == loss:item() and parts.diffusion, "generator_loss with prior latents")
+  b.zp = nil
+  T.fails(function() pu:generator_loss(b) end, "prior_input needs b.zp")
+  local dir = (os.getenv("TMPDIR") or "/tmp") .. "/ecgwb_test_uniecg_prior"
+  pu:save(dir)
+  local back = U.load(dir)
+  T.close(back:generate({ reqs[1] }, { seed = 3 }), pu:generate({ reqs[1] }, { seed = 3 }), 1e-5, "prior_input: loaded, the same generation")
+  os.execute("rm -rf '" .. dir .. "'")
+end
 
 -- respond routes the request
 local g = uni:respond { text = "Generate an ECG showing atrial fibrillation at 110 bpm", seed = 1 }

@@ -209,7 +209,8 @@ local function as_valid(mask, B, T)
 end
 
 -- the final hidden states ln_f(x) for every position, prefix included:
--- (B, P + T, D). o: prefix (B, P, D), mask (B, T), cache.
+-- (B, P + T, D). o: prefix (B, P, D), mask (B, T), cache, embeds (B, T, D)
+-- (input embeddings used instead of wte(ids)).
 function GPT:hidden_states(ids, o)
   o = o or {}
   local c = self.cfg
@@ -230,7 +231,14 @@ function GPT:hidden_states(ids, o)
       error(string.format("gpt: prefix %s and ids %s differ in batch size", shape_str(prefix), shape_str(ids)), 3)
     end
     B, T = ids:size(1), ids:size(2)
-    if T > 0 then parts[#parts + 1] = self.wte(ids) end
+    if T > 0 then
+      local e = o.embeds -- (B, T, D) given input embeddings replace wte(ids) (e.g. trained new tokens)
+      if e ~= nil and (not wb.is_tensor(e) or e:dim() ~= 3 or e:size(1) ~= B or e:size(2) ~= T or e:size(3) ~= c.n_embd) then
+        error(string.format("gpt: embeds must be (%d, %d, %d) like the ids, got %s", B, T, c.n_embd,
+          wb.is_tensor(e) and shape_str(e) or type(e)), 3)
+      end
+      parts[#parts + 1] = e or self.wte(ids)
+    end
   end
   if not B then error("gpt: needs ids or a prefix", 3) end
   local N = P + T

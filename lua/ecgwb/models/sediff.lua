@@ -507,6 +507,65 @@ local function rr_table(rr, B, op)
   return t
 end
 
+------------------------------------------------------------------ the simulator's ECG
+
+-- templates (B, L, n) laid at R peaks: the simulator's ECG (B, L, T) at fs.
+-- rr (B) s is each template's span (R at sample n/2, as the synthesiser's
+-- grid); peaks: a list of B lists of 0-based R samples. A sample belongs to
+-- its nearest R peak (the later one at a tie, so a template spans [R - n/2,
+-- R + n/2) samples when RR·fs = n) and reads the template at its time from that peak (the
+-- waves keep their durations when the RR changes, as core/sim.c defines
+-- them); beyond the template's span it reads the template's edge. Linear
+-- interpolation through index_select, so the result is differentiable in
+-- tmpl. A row without peaks reads the template's first sample throughout.
+function M.beat_train(tmpl, rr, peaks, fs, T)
+  local op = "sediff.beat_train"
+  if not wb.is_tensor(tmpl) or tmpl:dim() ~= 3 then
+    error(op .. ": templates must be (B, leads, n), got " .. (wb.is_tensor(tmpl) and shape(tmpl) or type(tmpl)), 2)
+  end
+  local B, L, n = tmpl:size(1), tmpl:size(2), tmpl:size(3)
+  if type(peaks) ~= "table" or #peaks ~= B then error(op .. ": peaks must be a list of " .. B .. " lists of R samples", 2) end
+  if type(fs) ~= "number" or fs <= 0 or type(T) ~= "number" or T < 1 then
+    error(op .. ": fs (Hz) and T (samples) must be positive numbers", 2)
+  end
+  local rrt = rr_table(rr, B, op)
+  local lo, w = {}, {}
+  for r = 1, B do
+    local p, k = peaks_of(peaks, r) or {}, 1
+    local per = n / (rrt[r] * fs) -- template samples per signal sample
+    for t = 0, T - 1 do
+      local j = 0
+      if #p > 0 then
+        while p[k + 1] and t - p[k] >= p[k + 1] - t do k = k + 1 end
+        j = math.min(math.max(n / 2 + (t - p[k]) * per, 0), n - 1)
+      end
+      local f = math.min(math.floor(j), n - 2)
+      lo[#lo + 1], w[#w + 1] = (r - 1) * L * n + f, j - f
+    end
+  end
+  local i0 = (wb.tensor(lo, "i64"):view(B, 1, T) + wb.arange(0, L, 1, "i64"):view(1, L, 1) * n):reshape(B * L * T)
+  local wt = wb.tensor(w):view(B, 1, T)
+  local flat = tmpl:contiguous():reshape(B * L * n)
+  local v0, v1 = flat:index_select(1, i0):view(B, L, T), flat:index_select(1, i0 + 1):view(B, L, T)
+  return v0 + (v1 - v0) * wt
+end
+
+-- R peaks of a rhythm: 0-based samples on T samples at fs, with mean RR rr
+-- (s) and beat-to-beat variability cv (the RR intervals' coefficient of
+-- variation, independent draws: rr (1 + cv N(0, 1)), kept within
+-- [0.4, 1.6] rr), from a uniformly drawn phase. Uses the wb RNG.
+function M.rhythm(rr, cv, fs, T)
+  local span = rr * fs
+  local d = wb.randn(math.ceil(T / (0.4 * span)) + 2):totable()
+  local out, p, i = {}, wb.rand(1):item() * span, 1
+  while p < T do
+    out[#out + 1] = math.floor(p + 0.5)
+    p = p + span * math.min(math.max(1 + cv * d[i], 0.4), 1.6)
+    i = i + 1
+  end
+  return out
+end
+
 ------------------------------------------------------------------ templates of real records
 
 -- x (N, L, T) at fs -> templates (N, L, n) (the mean beat around R peaks) and

@@ -69,6 +69,7 @@ M.defaults = {
   samples = 1024,
   vae = "tiny", unet = "small", unet_channels = 32,
   global_cond = true,        -- the U-Net also takes the mean condition token through its time embedding
+  prior_input = false,       -- the U-Net also reads the latent of the experience prior ECG (4 more channels)
   schedule = "scaled_linear", T = 1000,
   sediff = { dim = 64, k = 4, prior = true, retrieval = true, beat_len = 64 },
   sample_steps = 50, guidance = 2,
@@ -106,12 +107,16 @@ function UniECG:__init(cfg, lm)
   self.text_head = nn.Sequential(nn.Linear(Dl, c.text_hidden), nn.GELU(), nn.Linear(c.text_hidden, c.text_dim))
   self.ecg_head = nn.Linear(De, c.text_dim)
   self.align = nn.Sequential(nn.Linear(c.gen_tokens * Dl, c.align_hidden), nn.GELU(), nn.Linear(c.align_hidden, c.text_dim))
+  -- the K <gen> tokens' input embeddings: trained in stage 2 (the LM itself
+  -- stays frozen), starting from the tokenizer's <gen> row
+  self:register_parameter("gen_embed", lm.lm.wte.weight:select(1, self.gen_id + 1):detach():reshape(1, Dl)
+    :expand(c.gen_tokens, Dl):contiguous() + wb.randn(c.gen_tokens, Dl) * 0.02)
   local s = {}
   for k, v in pairs(c.sediff) do s[k] = v end
   s.text_dim, s.fs = c.text_dim, c.fs_gen
   self.sediff = sd.SEDiff(s)
   self.vae = vae.VAE(vae.config(c.vae))
-  self.unet = unet1d.UNet1d(unet1d.config(c.unet, { in_channels = 4, channels = c.unet_channels, cond_dim = self.sediff.cfg.dim,
+  self.unet = unet1d.UNet1d(unet1d.config(c.unet, { in_channels = c.prior_input and 8 or 4, out_channels = 4, channels = c.unet_channels, cond_dim = self.sediff.cfg.dim,
                                                           global_cond = c.global_cond }))
   rawset(self, "D", diffusion.Diffusion { schedule = c.schedule, T = c.T })
 end
@@ -175,20 +180,34 @@ function UniECG:contrastive_loss(features, pooled)
   return wb.losses.info_nce(self.text_head(features), self.ecg_head(pooled), { temperature = self.cfg.temperature })
 end
 
--- the frozen LM's hidden states at the K <gen> tokens of each request:
--- requests (list of strings) -> (N, K·Dl), no gradient
+-- requests (a list of strings) -> ids, mask (B, T) of "<bos> request <gen> ... <gen>",
+-- left-padded so that the K <gen> tokens are the last positions
+function UniECG:request_ids(requests)
+  local tail, chunk = string.rep("<gen>", self.cfg.gen_tokens), {}
+  for i, r in ipairs(requests) do chunk[i] = r .. " " .. tail end
+  return self.lm.tok:encode_batch(chunk, { bos = true, pad_left = true })
+end
+
+-- the LM's last-layer hidden states at the K <gen> tokens of tokenised
+-- requests (request_ids), whose input embeddings are gen_embed:
+-- (B, K·Dl), differentiable in gen_embed (the LM is frozen)
+function UniECG:gen_states_of(ids, mask)
+  local K, B, T = self.cfg.gen_tokens, ids:size(1), ids:size(2)
+  local lm = self.lm.lm
+  local D = lm.cfg.n_embd
+  local words = wb.no_grad(function() return lm.wte(ids:narrow(2, 1, T - K):contiguous()) end)
+  local embeds = wb.cat({ words, self.gen_embed:unsqueeze(1):expand(B, K, D) }, 2)
+  local h = lm:hidden_states(ids, { mask = mask, embeds = embeds })
+  return h:narrow(2, T - K + 1, K):reshape(B, K * D)
+end
+
+-- the generation states of requests (a list of strings) -> (N, K·Dl), no gradient
 function UniECG:gen_states(requests, batch)
   batch = batch or 64
-  local K, outs = self.cfg.gen_tokens, {}
-  local tail = string.rep("<gen>", K)
+  local outs = {}
   wb.no_grad(function()
     for s = 1, #requests, batch do
-      local chunk = {}
-      for i = s, math.min(#requests, s + batch - 1) do chunk[#chunk + 1] = requests[i] .. " " .. tail end
-      local ids, mask = self.lm.tok:encode_batch(chunk, { bos = true, pad_left = true }) -- the <gen> tokens are last
-      local h = self.lm.lm:hidden_states(ids, { mask = mask })                           -- (B, S, Dl)
-      local S = h:size(2)
-      outs[#outs + 1] = h:narrow(2, S - K + 1, K):reshape(h:size(1), K * h:size(3))
+      outs[#outs + 1] = self:gen_states_of(self:request_ids({ unpack(requests, s, math.min(#requests, s + batch - 1)) }))
     end
   end)
   return #outs == 1 and outs[1] or wb.cat(outs, 1)
@@ -216,6 +235,55 @@ function M.predict_x0(D, out, xt, t)
   return xt * sa - out * s1, ab
 end
 
+-- The experience prior ECG (prior_input): the beat of the training record
+-- nearest to the request in the condition space (its mean beat over one
+-- RR, sediff.record_templates) laid on a rhythm, sediff.beat_train. The
+-- rhythm: given R peaks (training: the record's own), else drawn by
+-- sediff.rhythm at the requested rate (the neighbour's when none is stated)
+-- with the neighbour's RR variability. The denoiser reads its VAE latent
+-- beside x_t. set_experience keeps the training records' beats (N, 12, n),
+-- median RR (N) s and RR coefficient of variation (N) as buffers, so a saved
+-- model generates as the trained one.
+function UniECG:set_experience(templates, rr, cv)
+  self:register_buffer("exp_templates", templates)
+  self:register_buffer("exp_rr", rr)
+  self:register_buffer("exp_cv", cv)
+end
+
+-- text embeddings (B, Dt), hr (B) bpm (NaN: unknown) -> the prior's latent
+-- (B, 4, samples/8); o.exclude (0-based bank rows, training), o.peaks
+function UniECG:prior_latent(emb, hr, o)
+  o = o or {}
+  if not self.exp_templates then error("UniECG:prior_latent: set_experience first", 2) end
+  local B, fs, T = emb:size(1), self.cfg.fs_gen, self.cfg.samples
+  local idx = self.sediff.retriever:topk(emb, 1, { exclude = o.exclude }):reshape(B)
+  local rr, cv = self.exp_rr:index_select(1, idx):totable(), self.exp_cv:index_select(1, idx):totable()
+  local h = wb.is_tensor(hr) and hr:totable() or hr
+  local peaks = o.peaks
+  if not peaks then
+    peaks = {}
+    for i = 1, B do
+      local rate = h[i] == h[i] and h[i] > 0 and h[i] or 60 / rr[i]
+      peaks[i] = sd.rhythm(60 / rate, cv[i], fs, T)
+    end
+  end
+  return wb.no_grad(function()
+    return self.vae:latent(sd.beat_train(self.exp_templates:index_select(1, idx), rr, peaks, fs, T))
+  end)
+end
+
+-- the denoiser with the prior latent zp (B, 4, l) as 4 more input channels;
+-- rows dropped for classifier-free guidance (uncond, or no condition) lose
+-- the prior too, so guidance pushes towards the prior and the text together
+function M.with_prior(net, zp)
+  return function(x, t, cond, mo)
+    local p = zp
+    if cond == nil then p = zp * 0
+    elseif mo and wb.is_tensor(mo.uncond) then p = zp * (mo.uncond * -1 + 1):view(-1, 1, 1) end
+    return net(wb.cat({ x, p }, 2), t, cond, mo)
+  end
+end
+
 -- the generator's training loss for one batch:
 --   b = { z0 (B, 4, 128) scaled latents, emb (B, Dt), age, sex, hr (B),
 --         templates (B, 12, n) record templates or nil, valid, exclude,
@@ -230,7 +298,12 @@ end
 function UniECG:generator_loss(b, o)
   o = o or {}
   local cond = self:condition(b.emb, b)
-  local loss, info = self.D:loss(self.unet, b.z0, cond, { p_uncond = o.p_uncond or 0.1 })
+  local net = self.unet
+  if self.cfg.prior_input then
+    if not b.zp then error("UniECG:generator_loss: prior_input needs b.zp, the prior latents (prior_latent)", 2) end
+    net = M.with_prior(net, b.zp)
+  end
+  local loss, info = self.D:loss(net, b.z0, cond, { p_uncond = o.p_uncond or 0.1 })
   local parts = { diffusion = loss:item() }
   if self.sediff.decoder then
     local x0z, ab = M.predict_x0(self.D, info.out, info.x_t, info.t)
@@ -280,17 +353,20 @@ function UniECG:generate(requests, o)
   o = o or {}
   local B = #requests
   local meta = o.meta or M.request_meta(requests)
-  local was = self.training
+  local was, state = self.training, o.seed and wb.rng_state()
   self:eval()
+  if o.seed then wb.manual_seed(o.seed) end -- the prior's rhythm draws, then D:sample's noise (seeded again)
   local ok, res = pcall(function()
     local emb = o.emb or wb.no_grad(function() return self:aligned(self:gen_states(requests)) end)
     local cond = wb.no_grad(function() return self:condition(emb, meta) end)
     local net = self.ema_unet or self.unet
+    if self.cfg.prior_input then net = M.with_prior(net, self:prior_latent(emb, meta.hr)) end
     local z = self.D:sample(net, { B, 4, self.cfg.samples / 8 }, cond,
       { steps = o.steps or self.cfg.sample_steps, guidance = o.guidance or self.cfg.guidance, seed = o.seed })
     return wb.no_grad(function() return self.vae:from_latent(z) end)
   end)
   self:train(was)
+  if state then wb.set_rng_state(state) end
   if not ok then error(res, 0) end
   return res
 end
@@ -352,7 +428,12 @@ function M.load(dir)
   end
   if own.text_center then uni:register_buffer("text_center", wb.zeros(own.text_center:size())) end
   if own.retrieval_bank then uni:set_bank(wb.zeros(own.retrieval_bank:size())) end
+  if own.exp_templates then uni:set_experience(wb.zeros(own.exp_templates:size()), wb.zeros(own.exp_rr:size()), wb.zeros(own.exp_cv:size())) end
   for k, v in pairs(uni.lm:state_dict()) do own["lm." .. k] = v end
+  if not own.gen_embed then -- saved before the <gen> embeddings were trained: the tokenizer's <gen> row, K times
+    own.gen_embed = uni.lm.lm.wte.weight:select(1, uni.gen_id + 1):reshape(1, uni.gen_embed:size(2))
+      :expand(uni.gen_embed:size(1), uni.gen_embed:size(2)):contiguous()
+  end
   uni:load_state_dict(own)
   if uni.retrieval_bank then uni.sediff:set_bank(uni.retrieval_bank) end -- the retriever keeps its own normalised copy
   if next(ema) then
