@@ -21,13 +21,15 @@ Stage 2, generation (text -> 12-lead ECG). The stage-1 LM is frozen.
  (b) Alignment. Every training record gets generation requests written
      from its labels, heart rate, age and sex in varied wording
      ("Create an ECG showing atrial fibrillation at 110 bpm in a 70-year-old
-     man."). The frozen LM reads a request followed by K <gen> tokens; an MLP
-     maps their hidden states into the condition space, onto the text
-     embedding of the record's report, under the alignment loss
-     cfg.align_loss (MSE; cosine and InfoNCE are in wb.losses; any
-     function(pred, target) works).
+     man."). The frozen LM reads a request followed by K <gen> tokens whose
+     input embeddings are trained (as GILL's [IMG] tokens; the LM's own
+     weights stay frozen); an MLP maps their hidden states into the
+     condition space, onto the text embedding of the record's report, under
+     the alignment loss cfg.align_loss (MSE; cosine and InfoNCE are in
+     wb.losses; any function(pred, target) works).
  (c) The generator (DiffuSETS + SE-Diff). A VAE maps 12 x 1024 (10 s at
-     102.4 Hz) to a 4 x 128 latent. A latent U-Net learns DDPM's noise with
+     102.4 Hz) to a 4 x 128 latent; being convolutional, it trains on random
+     256-sample crops (cosine learning-rate decay). A latent U-Net learns DDPM's noise with
      cross-attention to condition tokens (and their mean added to the time
      embedding, a global path): the text embedding (the report's,
      or with probability student_mix the aligned request's), age, sex and
@@ -37,8 +39,10 @@ Stage 2, generation (text -> 12-lead ECG). The stage-1 LM is frozen.
      synthesiser turns them into template beats, fitted to each record's
      mean beat, and a consistency loss ties the decoded x0 prediction's beats
      to the templates. Condition dropout 0.1 for classifier-free guidance,
-     EMA weights; DDIM 50 steps; the guidance scale (4 or 6) is chosen on
-     the validation split by condition accuracy.
+     EMA weights; DDIM 50 steps at guidance 4 (the scale the validation
+     split chose over 6 in every earlier run; --guidance=4,6 chooses again).
+     --prior_input=true also gives the U-Net an experience prior ECG: the
+     nearest training record's beat laid on the requested rhythm.
 
 Evaluation (test split). Interpretation: BLEU, ROUGE-L, METEOR and label F1
 of the reports, after stage 1 and again after stage 2. Generation, from
@@ -69,17 +73,22 @@ local cfg = {
   reuse_stage1 = false,                                 -- true: load out/stage1/model instead of training it
   align_loss = "align_mse",                             -- a wb.losses name, or a function(pred, target)
   text_steps = 600, text_batch = 128, text_lr = 2e-3,       -- the condition space's text head
-  requests_per_record = 4, align_steps = 2000, align_lr = 2e-3, align_batch = 64,
-  vae_steps = 3000, vae_batch = 32, vae_crop = 256, vae_lr = 3e-3, beta = 1e-4,
-  gen_steps = 2000, gen_batch = 32, gen_lr = 1e-3, ema = 0.999, student_mix = 0.3,
+  requests_per_record = 4, align_steps = 1500, align_lr = 2e-3, align_batch = 64,
+  vae_steps = 2500, vae_batch = 32, vae_crop = 256, vae_lr = 3e-3, beta = 1e-4,
+  gen_steps = 1400, gen_batch = 32, gen_lr = 1e-3, ema = 0.999, student_mix = 0.3,
   prior = true, retrieval = true, prior_input = false,
-  n_eval = 96, sample_steps = 50, guidance = { 4, 6 },   -- a scale, or scales to choose from on validation
+  n_eval = 96, sample_steps = 50, guidance = 4,         -- a scale, or scales to choose from on validation (--guidance=4,6)
 }
 -- command-line --key=value (numbers, true/false, strings) or an opts table
 for _, a in ipairs(type(arg) == "table" and arg or {}) do
   local k, v = tostring(a):match("^%-%-([%w_]+)=(.*)$")
   if not k then error("two_stage: arguments are --key=value, got '" .. tostring(a) .. "'", 0) end
-  if v == "true" then v = true elseif v == "false" then v = false else v = tonumber(v) or v end
+  if v == "true" then v = true elseif v == "false" then v = false
+  elseif v:find("^[%d.]+,[%d.,]+$") then -- a list of numbers: --guidance=2,4
+    local l = {}
+    for x in v:gmatch("[^,]+") do l[#l + 1] = tonumber(x) end
+    v = l
+  else v = tonumber(v) or v end
   opts[k] = v
 end
 for k, v in pairs(opts) do

@@ -14,9 +14,12 @@ The parts.
             GPT decoder that writes the report, prompted with the measurements
             of ecgwb's delineator. Frozen in stage 2.
   <gen>     K generation tokens appended to a generation request. The
-            frozen LM reads "<bos> request <gen> ... <gen>"; its last-layer
-            hidden states at the K tokens (B, K, Dl) are the request's
-            generation states (gen_states).
+            frozen LM reads "<bos> request <gen> ... <gen>" with the K
+            tokens' input embeddings taken from gen_embed (K, Dl), a
+            parameter trained in stage 2 with the align head (the LM's own
+            weights stay frozen); its last-layer hidden states at the K
+            tokens (B, K, Dl) are the request's generation states
+            (gen_states, gen_states_of).
   text      the condition space, a TRAINED text embedding: a text's
             features are the frozen LM's mean last-layer hidden state over
             its tokens, minus their mean over the training reports
@@ -43,6 +46,12 @@ The parts.
             (and, global_cond, taking their mean through its time embedding).
   D         DDPM / DDIM (models/diffusion.lua) with classifier-free guidance;
             sampling uses the EMA weights (ema_unet) when they are set.
+
+prior_input (optional): the denoiser also reads, as 4 more input channels,
+the VAE latent of an experience prior ECG: the mean beat of the training
+record nearest to the request in the condition space, laid on a rhythm at
+the requested rate with that record's RR variability (prior_latent,
+with_prior, sediff.beat_train).
 
 Generation of a request: the aligned, normalised generation states are the
 text embedding; HR, age and sex stated in the request (wb.requests.parse)
