@@ -166,6 +166,23 @@ do
   log = {}
   D:sample(model, { 2, 3, 8 }, cond, { steps = 5, guidance = 2, seed = 1 })
   T.ok(#log == 10, "guided sampling: two model calls per step, got " .. #log)
+  -- guidance rescale, against a per-row std computed here in plain Lua
+  local g = eu + (ec - eu) * 3
+  local function row_std(t, r)
+    local v, m, n = t:select(1, r):contiguous():reshape(24):totable(), 0, 24
+    for _, y in ipairs(v) do m = m + y / n end
+    local s = 0
+    for _, y in ipairs(v) do s = s + (y - m) ^ 2 / (n - 1) end
+    return math.sqrt(s)
+  end
+  T.ok(maxabs(D:model_output(model, x, 10, cond, 3, nil, 0), g) < 1e-5, "rescale 0: plain guidance")
+  local full = D:model_output(model, x, 10, cond, 3, nil, 1)
+  local half = D:model_output(model, x, 10, cond, 3, nil, 0.5)
+  for r = 1, 2 do
+    T.close(row_std(full, r), row_std(ec, r), 1e-4, "rescale 1: row " .. r .. " has the conditional output's std")
+    local k = row_std(ec, r) / row_std(g, r)
+    T.ok(maxabs(half:select(1, r), g:select(1, r) * (0.5 * k + 0.5)) < 1e-4, "rescale 0.5: row " .. r .. " mixes half and half")
+  end
 end
 
 ------------------------------------------------------------------ seeding

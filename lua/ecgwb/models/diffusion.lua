@@ -225,8 +225,12 @@ function Diffusion:loss(model, x0, cond, o)
 end
 
 ------------------------------------------------------------------ prediction
--- the guided model output at integer timestep t (all rows): eps or v
-function Diffusion:model_output(model, x, t, cond, w, mo)
+-- the guided model output at integer timestep t (all rows): eps or v.
+-- rescale φ > 0 (Lin et al. 2024, "guidance rescale"): the guided output is
+-- scaled per row to the standard deviation of the conditional one, and
+-- mixed φ : 1 - φ with the plain guided output, which keeps strong guidance
+-- from inflating the signal
+function Diffusion:model_output(model, x, t, cond, w, mo, rescale)
   local B = x:size(1)
   local tt = wb.full({ B }, t)
   if cond == nil then return model(x, tt, nil, mo) end
@@ -235,7 +239,11 @@ function Diffusion:model_output(model, x, t, cond, w, mo)
   local mu = merge(mo)
   mu.cond_mask = nil
   local ou = model(x, tt, nil, mu)
-  return ou + (oc - ou) * w
+  local g = ou + (oc - ou) * w
+  if not rescale or rescale == 0 then return g end
+  local function sd(y) return y:reshape(B, -1):std(2):clamp(1e-8, math.huge):view(B, 1, 1) end
+  local r = g * (sd(oc) / sd(g))
+  return r * rescale + g * (1 - rescale)
 end
 
 -- (eps^, x0^) from the model output at timestep t
@@ -282,9 +290,9 @@ end
 
 ------------------------------------------------------------------ sampling
 local SAMPLE_OPTS = { steps = true, eta = true, guidance = true, seed = true, x_T = true, clip = true, spacing = true,
-  callback = true, model_opts = true }
+  callback = true, model_opts = true, rescale = true }
 
--- D:sample(model, shape, cond, {steps = 50, eta = 0, guidance = 1, seed, x_T,
+-- D:sample(model, shape, cond, {steps = 50, eta = 0, guidance = 1, rescale = 0, seed, x_T,
 --   clip, spacing = "leading" | "linspace", callback = function(i, t, x, x0) end, model_opts}) -> x0 (shape)
 function Diffusion:sample(model, shape, cond, o)
   o = o or {}
@@ -308,7 +316,7 @@ function Diffusion:sample(model, shape, cond, o)
     local x = o.x_T or wb.randn(shape)
     local x0
     for i, t in ipairs(seq) do
-      local out = self:model_output(model, x, t, cond, w, o.model_opts)
+      local out = self:model_output(model, x, t, cond, w, o.model_opts, o.rescale)
       local eps
       eps, x0 = self:split(out, x, t, o.clip)
       local tp = seq[i + 1]

@@ -81,7 +81,7 @@ M.defaults = {
   prior_input = false,       -- the U-Net also reads the latent of the experience prior ECG (4 more channels)
   schedule = "scaled_linear", T = 1000,
   sediff = { dim = 64, k = 4, prior = true, retrieval = true, beat_len = 64 },
-  sample_steps = 50, guidance = 2,
+  sample_steps = 50, guidance = 2, guidance_rescale = 0,   -- diffusion.lua's guidance rescale φ
   fs_lm = 250,               -- the rate at which the delineator measures the evidence
   fs_model = 125,            -- the rate the stage-1 encoder sees
 }
@@ -105,6 +105,12 @@ end
 local UniECG = nn.class("UniECG")
 M.UniECG = UniECG
 
+-- the tokenizer's <gen> row of the LM's embedding, K times: (K, Dl)
+local function gen_rows(lm, gen_id, K)
+  local Dl = lm.lm.cfg.n_embd
+  return lm.lm.wte.weight:select(1, gen_id + 1):detach():reshape(1, Dl):expand(K, Dl):contiguous()
+end
+
 function UniECG:__init(cfg, lm)
   if not (type(lm) == "table" and lm.lm and lm.tok) then error("UniECG: needs the stage-1 EcgLM as its second argument", 3) end
   local c = merged(M.defaults, cfg)
@@ -118,8 +124,7 @@ function UniECG:__init(cfg, lm)
   self.align = nn.Sequential(nn.Linear(c.gen_tokens * Dl, c.align_hidden), nn.GELU(), nn.Linear(c.align_hidden, c.text_dim))
   -- the K <gen> tokens' input embeddings: trained in stage 2 (the LM itself
   -- stays frozen), starting from the tokenizer's <gen> row
-  self:register_parameter("gen_embed", lm.lm.wte.weight:select(1, self.gen_id + 1):detach():reshape(1, Dl)
-    :expand(c.gen_tokens, Dl):contiguous() + wb.randn(c.gen_tokens, Dl) * 0.02)
+  self:register_parameter("gen_embed", gen_rows(lm, self.gen_id, c.gen_tokens) + wb.randn(c.gen_tokens, Dl) * 0.02)
   local s = {}
   for k, v in pairs(c.sediff) do s[k] = v end
   s.text_dim, s.fs = c.text_dim, c.fs_gen
@@ -356,7 +361,7 @@ function M.request_meta(requests)
 end
 
 -- ECGs (B, 12, samples) at fs_gen for a list of generation requests.
--- o: steps, guidance, seed, meta (overrides request_meta), emb (text
+-- o: steps, guidance, rescale, seed, meta (overrides request_meta), emb (text
 -- embeddings to use instead of the aligned generation states)
 function UniECG:generate(requests, o)
   o = o or {}
@@ -371,7 +376,8 @@ function UniECG:generate(requests, o)
     local net = self.ema_unet or self.unet
     if self.cfg.prior_input then net = M.with_prior(net, self:prior_latent(emb, meta.hr)) end
     local z = self.D:sample(net, { B, 4, self.cfg.samples / 8 }, cond,
-      { steps = o.steps or self.cfg.sample_steps, guidance = o.guidance or self.cfg.guidance, seed = o.seed })
+      { steps = o.steps or self.cfg.sample_steps, guidance = o.guidance or self.cfg.guidance, seed = o.seed,
+        rescale = o.rescale or self.cfg.guidance_rescale })
     return wb.no_grad(function() return self.vae:from_latent(z) end)
   end)
   self:train(was)
@@ -440,8 +446,7 @@ function M.load(dir)
   if own.exp_templates then uni:set_experience(wb.zeros(own.exp_templates:size()), wb.zeros(own.exp_rr:size()), wb.zeros(own.exp_cv:size())) end
   for k, v in pairs(uni.lm:state_dict()) do own["lm." .. k] = v end
   if not own.gen_embed then -- saved before the <gen> embeddings were trained: the tokenizer's <gen> row, K times
-    own.gen_embed = uni.lm.lm.wte.weight:select(1, uni.gen_id + 1):reshape(1, uni.gen_embed:size(2))
-      :expand(uni.gen_embed:size(1), uni.gen_embed:size(2)):contiguous()
+    own.gen_embed = gen_rows(uni.lm, uni.gen_id, uni.cfg.gen_tokens)
   end
   uni:load_state_dict(own)
   if uni.retrieval_bank then uni.sediff:set_bank(uni.retrieval_bank) end -- the retriever keeps its own normalised copy
