@@ -5,8 +5,11 @@
 -- fits the templates of two conditions (60 bpm sinus, 110 bpm LBBB) far
 -- better than their mean; consistency_loss is 0 on an ECG tiled from the
 -- template (given peaks, grid alignment, both modes) and grows with the
--- perturbation; its gradient against central differences; retrieval top-k
--- against a brute-force sort; each ablation flag removes its part; errors.
+-- perturbation; its gradient against central differences; beat_train
+-- reproduces the test's own tiling sample for sample, keeps wave durations
+-- at another rate, and its gradient matches central differences; rhythm's
+-- spacing and variability; retrieval top-k against a brute-force sort; each
+-- ablation flag removes its part; errors.
 local T = dofile("tests/check.lua")
 local wb = require "ecgwb"
 local sd = require "ecgwb.models.sediff"

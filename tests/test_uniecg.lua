@@ -3,7 +3,10 @@
 -- on padding, the condition space is centred and normalised and its text
 -- head learns to pair reports with their ECGs, x0 is recovered
 -- from the true noise, the generator loss has the parts its switches ask for
--- and trains, the alignment head learns, and respond() routes requests.
+-- and trains, the alignment head and the <gen> embeddings learn (with
+-- gen_embed = the tokenizer's <gen> row the states are the LM's own), the
+-- prior_input path (prior latent = the neighbour's beat on given peaks,
+-- dropped rows lose it, save/load) and respond() routes requests.
 local T = dofile("tests/check.lua")
 local wb = require "ecgwb"
 local L = require "ecgwb.models.ecg_lm"
