@@ -235,6 +235,9 @@ do
   T.fails(function() sd.beat_train(tmpl:view(2, n), 0.64, { peaks }, fs, 100) end, "templates must be (B, leads, n)")
   T.fails(function() sd.beat_train(tmpl, 0.64, { peaks, peaks }, fs, 100) end, "peaks must be a list of 1 lists")
   T.fails(function() sd.beat_train(tmpl, -1, { peaks }, fs, 100) end, "RR intervals must be finite and > 0 s")
+  T.fails(function() sd.beat_train(tmpl:narrow(3, 1, 1), 0.64, { peaks }, fs, 100) end, "at least 2 samples")
+  T.fails(function() sd.rhythm(0, 0.1, 100, 100) end, "rr must be a positive number")
+  T.fails(function() sd.rhythm(0.8, 0 / 0, 100, 100) end, "cv must be a number >= 0")
   -- rhythm: regular at cv 0; the drawn variability is the asked one
   local r0 = sd.rhythm(0.8, 0, 100, 1000)
   local ok = #r0 >= 12 and r0[1] >= 0 and r0[1] < 80 and r0[#r0] < 1000

@@ -524,6 +524,7 @@ function M.beat_train(tmpl, rr, peaks, fs, T)
     error(op .. ": templates must be (B, leads, n), got " .. (wb.is_tensor(tmpl) and shape(tmpl) or type(tmpl)), 2)
   end
   local B, L, n = tmpl:size(1), tmpl:size(2), tmpl:size(3)
+  if n < 2 then error(op .. ": templates need at least 2 samples, got " .. n, 2) end
   if type(peaks) ~= "table" or #peaks ~= B then error(op .. ": peaks must be a list of " .. B .. " lists of R samples", 2) end
   if type(fs) ~= "number" or fs <= 0 or type(T) ~= "number" or T < 1 then
     error(op .. ": fs (Hz) and T (samples) must be positive numbers", 2)
@@ -555,6 +556,14 @@ end
 -- variation, independent draws: rr (1 + cv N(0, 1)), kept within
 -- [0.4, 1.6] rr), from a uniformly drawn phase. Uses the wb RNG.
 function M.rhythm(rr, cv, fs, T)
+  for _, a in ipairs { { "rr", rr }, { "fs", fs }, { "T", T } } do
+    if type(a[2]) ~= "number" or not (a[2] > 0 and a[2] < math.huge) then
+      error("sediff.rhythm: " .. a[1] .. " must be a positive number, got " .. tostring(a[2]), 2)
+    end
+  end
+  if type(cv) ~= "number" or not (cv >= 0 and cv < math.huge) then
+    error("sediff.rhythm: cv must be a number >= 0, got " .. tostring(cv), 2)
+  end
   local span = rr * fs
   local d = wb.randn(math.ceil(T / (0.4 * span)) + 2):totable()
   local out, p, i = {}, wb.rand(1):item() * span, 1
