@@ -104,6 +104,8 @@ int ewb_parallel_threshold(void); /* elements below which loops stay serial */
    not started, only for blocks a helper took. For short latency-bound
    kernels (decode-step GEMV); blocks must be independent. */
 void ewb_run_blocks(void (*fn)(void *ctx, int64_t i), void *ctx, int64_t n);
+/* starts fn(arg) on a detached pthread; 0 or pthread_create's error number */
+int ewb_thread_detached(void *(*fn)(void *), void *arg);
 
 /* RNG: Philox4x32-10; stream position = (seed, counter) */
 void ewb_philox(uint64_t seed, uint64_t counter, uint32_t out[4]);

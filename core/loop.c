@@ -335,12 +335,7 @@ int ewb_work_submit(ewb_work **out, const ewb_work_params *p, int64_t id) {
     w->state = EWB_WORK_QUEUED;
     pthread_mutex_lock(&g_work_lock);
     if (!g_worker_started) {
-        pthread_t th;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&th, &attr, worker_main, NULL);
-        pthread_attr_destroy(&attr);
+        int rc = ewb_thread_detached(worker_main, NULL);
         if (rc != 0) {
             w->refs = 1;
             work_release_locked(w);

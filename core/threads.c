@@ -72,6 +72,17 @@ static void *helper_main(void *arg) {
     return NULL;
 }
 
+int ewb_thread_detached(void *(*fn)(void *), void *arg) {
+    pthread_t th;
+    pthread_attr_t at;
+    int rc = pthread_attr_init(&at);
+    if (rc != 0) return rc;
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    rc = pthread_create(&th, &at, fn, arg);
+    pthread_attr_destroy(&at);
+    return rc;
+}
+
 void ewb_run_blocks(void (*fn)(void *ctx, int64_t i), void *ctx, int64_t n) {
     int want = omp_get_max_threads() - 1;
     if (want > MAX_HELPERS) want = MAX_HELPERS;
@@ -82,13 +93,7 @@ void ewb_run_blocks(void (*fn)(void *ctx, int64_t i), void *ctx, int64_t n) {
     }
     pthread_mutex_lock(&job_mu);
     while (helpers < want) {
-        pthread_t th;
-        pthread_attr_t at;
-        pthread_attr_init(&at);
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&th, &at, helper_main, NULL);
-        pthread_attr_destroy(&at);
-        if (rc != 0) break; /* fewer helpers: the caller does more blocks */
+        if (ewb_thread_detached(helper_main, NULL) != 0) break; /* fewer helpers: the caller does more blocks */
         helpers++;
     }
     job = (blocks_job){fn, ctx, n};
