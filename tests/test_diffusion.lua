@@ -221,6 +221,24 @@ do
   local a = V.alphas_cumprod[501]
   local v4 = noise:select(1, 4) * math.sqrt(a) - x0:select(1, 4) * math.sqrt(1 - a)
   T.ok(maxabs(info.target:select(1, 4), v4) < 1e-6, "v target = sqrt(ab) eps - sqrt(1-ab) x0")
+  -- Min-SNR-gamma: each row's MSE times min(snr, gamma) / snr (eps) or / (snr + 1) (v), from the schedule in double
+  local out = wb.randn(6, 2, 8)
+  local fixed = function() return out end
+  for _, P in ipairs { D, V } do
+    local want = 0
+    for r = 1, 6 do
+      local ab = P.alphas_cumprod[t:get(r) + 1]
+      local snr = ab / (1 - ab)
+      local tg = P.prediction == "eps" and noise:select(1, r) or noise:select(1, r) * math.sqrt(ab) - x0:select(1, r) * math.sqrt(1 - ab)
+      want = want + (out:select(1, r) - tg):pow(2):mean():item() * math.min(snr, 5) / (P.prediction == "eps" and snr or snr + 1) / 6
+    end
+    T.close(P:loss(fixed, x0, nil, { t = t, noise = noise, min_snr = 5 }):item(), want, 1e-4, "min_snr 5 weighting, " .. P.prediction)
+  end
+  local high = { t = wb.tensor({ 900, 950, 999, 800, 700, 600 }, "i64"), noise = noise }
+  local plain = D:loss(fixed, x0, nil, high):item()
+  high.min_snr = 5
+  T.close(D:loss(fixed, x0, nil, high):item(), plain, 1e-5, "min_snr leaves eps rows with snr < gamma at weight 1")
+  T.fails(function() D:loss(fixed, x0, nil, { min_snr = 0 }) end, "min_snr must be a positive number")
   -- condition dropout: about p of the rows, none at p = 0, all at p = 1
   local B = 4000
   local xb, cb = wb.zeros(B, 1, 1), wb.zeros(B, 1, 1)

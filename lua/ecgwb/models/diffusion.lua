@@ -197,10 +197,14 @@ local function check_cond(op, cond, B)
 end
 
 ------------------------------------------------------------------ training
-local LOSS_OPTS = { p_uncond = true, t = true, noise = true, model_opts = true }
+local LOSS_OPTS = { p_uncond = true, t = true, noise = true, model_opts = true, min_snr = true }
 
--- D:loss(model, x0, cond, {p_uncond = 0, t = nil, noise = nil, model_opts = {}})
+-- D:loss(model, x0, cond, {p_uncond = 0, t = nil, noise = nil, model_opts = {}, min_snr = nil})
 -- -> the MSE loss (0-d tensor), and {t = (B) i64, x_t = ..., target = ..., out = the model's output}
+-- min_snr = gamma: Min-SNR-gamma weighting (Hang et al. 2023): row b's MSE is
+-- weighted by min(SNR_t, gamma) / SNR_t (eps) or / (SNR_t + 1) (v), SNR_t =
+-- ab_t / (1 - ab_t). That is the x0 error, capped at gamma: the nearly clean
+-- timesteps, whose loss is small details, stop dominating the gradient.
 function Diffusion:loss(model, x0, cond, o)
   o = o or {}
   for k in pairs(o) do
@@ -211,6 +215,10 @@ function Diffusion:loss(model, x0, cond, o)
   check_cond("Diffusion:loss", cond, B)
   local p = o.p_uncond or 0
   if type(p) ~= "number" or p < 0 or p > 1 then error("Diffusion:loss: p_uncond must be in [0, 1], got " .. tostring(p), 2) end
+  local gamma = o.min_snr
+  if gamma ~= nil and (type(gamma) ~= "number" or not (gamma > 0)) then
+    error("Diffusion:loss: min_snr must be a positive number, got " .. tostring(gamma), 2)
+  end
   local t = o.t ~= nil and self:timesteps(o.t, B, "Diffusion:loss") or wb.randint(0, self.T, { B })
   local noise = o.noise or wb.randn(x0:size())
   local xt = self:_q_sample(x0, t, noise)
@@ -221,7 +229,12 @@ function Diffusion:loss(model, x0, cond, o)
   if not wb.is_tensor(out) or out:numel() ~= target:numel() or out:size(1) ~= B then
     error(string.format("Diffusion:loss: the model returned %s for x_t %s", desc(out), xt:describe()), 2)
   end
-  return wb.mse_loss(out, target), { t = t, x_t = xt, target = target, uncond = mo.uncond, out = out }
+  local info = { t = t, x_t = xt, target = target, uncond = mo.uncond, out = out }
+  if not gamma then return wb.mse_loss(out, target), info end
+  local ab = self.sqrt_ab:index_select(1, t):square()
+  local snr = ab / (ab * -1 + 1)
+  local w = snr:clamp(0, gamma) / (self.prediction == "eps" and snr or snr + 1)   -- (B)
+  return ((out - target):square():reshape(B, -1):mean(2) * w):mean(), info
 end
 
 ------------------------------------------------------------------ prediction

@@ -80,6 +80,8 @@ M.defaults = {
   global_cond = true,        -- the U-Net also takes the mean condition token through its time embedding
   prior_input = false,       -- the U-Net also reads the latent of the experience prior ECG (4 more channels)
   schedule = "scaled_linear", T = 1000,
+  prediction = "v",          -- the denoiser predicts v (Salimans & Ho); "eps" is DDPM's
+  min_snr = 5,               -- Min-SNR-gamma loss weighting (diffusion.lua); false: plain MSE
   sediff = { dim = 64, k = 4, prior = true, retrieval = true, beat_len = 64 },
   sample_steps = 50, guidance = 2, guidance_rescale = 0,   -- diffusion.lua's guidance rescale φ
   fs_lm = 250,               -- the rate at which the delineator measures the evidence
@@ -132,7 +134,7 @@ function UniECG:__init(cfg, lm)
   self.vae = vae.VAE(vae.config(c.vae))
   self.unet = unet1d.UNet1d(unet1d.config(c.unet, { in_channels = c.prior_input and 8 or 4, out_channels = 4, channels = c.unet_channels, cond_dim = self.sediff.cfg.dim,
                                                           global_cond = c.global_cond }))
-  rawset(self, "D", diffusion.Diffusion { schedule = c.schedule, T = c.T })
+  rawset(self, "D", diffusion.Diffusion { schedule = c.schedule, T = c.T, prediction = c.prediction })
 end
 
 -- experience retrieval's bank: (N, Dt) text embeddings of the training
@@ -303,7 +305,7 @@ end
 --         templates (B, 12, n) record templates or nil, valid, exclude,
 --         peaks = a list of B lists of the records' R peaks (0-based samples)
 --         or nil (then the beats are found by cross-correlation, slower) }
--- DDPM's loss with condition dropout p_uncond; with the simulator prior,
+-- DDPM's loss (v-prediction, Min-SNR-5 weighted by default) with condition dropout p_uncond; with the simulator prior,
 -- + the SE-Diff terms: the consistency of the decoded x0 prediction with the
 -- beat decoder's templates (rows with alpha_bar_t > 0.5, where x0^ is an
 -- ECG rather than noise; at most o.prior_rows of them, 8 by default: the
@@ -317,7 +319,7 @@ function UniECG:generator_loss(b, o)
     if not b.zp then error("UniECG:generator_loss: prior_input needs b.zp, the prior latents (prior_latent)", 2) end
     net = M.with_prior(net, b.zp)
   end
-  local loss, info = self.D:loss(net, b.z0, cond, { p_uncond = o.p_uncond or 0.1 })
+  local loss, info = self.D:loss(net, b.z0, cond, { p_uncond = o.p_uncond or 0.1, min_snr = self.cfg.min_snr or nil })
   local parts = { diffusion = loss:item() }
   if self.sediff.decoder then
     local x0z, ab = M.predict_x0(self.D, info.out, info.x_t, info.t)
@@ -361,7 +363,7 @@ function M.request_meta(requests)
 end
 
 -- ECGs (B, 12, samples) at fs_gen for a list of generation requests.
--- o: steps, guidance, rescale, seed, meta (overrides request_meta), emb (text
+-- o: steps, guidance, rescale, eta (DDIM's, 0 by default), seed, meta (overrides request_meta), emb (text
 -- embeddings to use instead of the aligned generation states)
 function UniECG:generate(requests, o)
   o = o or {}
@@ -377,7 +379,7 @@ function UniECG:generate(requests, o)
     if self.cfg.prior_input then net = M.with_prior(net, self:prior_latent(emb, meta.hr)) end
     local z = self.D:sample(net, { B, 4, self.cfg.samples / 8 }, cond,
       { steps = o.steps or self.cfg.sample_steps, guidance = o.guidance or self.cfg.guidance, seed = o.seed,
-        rescale = o.rescale or self.cfg.guidance_rescale })
+        rescale = o.rescale or self.cfg.guidance_rescale, eta = o.eta })
     return wb.no_grad(function() return self.vae:from_latent(z) end)
   end)
   self:train(was)
@@ -436,6 +438,7 @@ function M.load(dir)
   if not f then error("uniecg.load: no config.json in '" .. dir .. "' (a directory written by UniECG:save)", 2) end
   local cfg = wb.json.decode(f:read("*a"))
   f:close()
+  cfg.prediction = cfg.prediction or "eps" -- saved before v-prediction was the default
   local uni = UniECG(cfg, L.load(dir .. "/lm"))
   local sd, ema, own = wb.load_state_dict(dir .. "/uniecg.h5"), {}, {}
   for k, v in pairs(sd) do
