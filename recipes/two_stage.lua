@@ -29,18 +29,19 @@ Stage 2, generation (text -> 12-lead ECG). The stage-1 LM is frozen.
      wb.losses; any function(pred, target) works).
  (c) The generator (DiffuSETS + SE-Diff). A VAE maps 12 x 1024 (10 s at
      102.4 Hz) to a 4 x 128 latent; being convolutional, it trains on random
-     256-sample crops (cosine learning-rate decay). A latent U-Net learns DDPM's noise with
-     cross-attention to condition tokens (and their mean added to the time
-     embedding, a global path): the text embedding (the report's,
-     or with probability student_mix the aligned request's), age, sex and
-     heart rate, and the reports of the k nearest training records
+     256-sample crops (cosine learning-rate decay). A latent U-Net learns
+     DDPM's v (v-prediction, Min-SNR-5 loss weighting) on random crops of 64
+     latent frames, with cross-attention to condition tokens (and their mean
+     added to the time embedding, a global path): the text embedding (the
+     report's, or with probability student_mix the aligned request's), age,
+     sex and heart rate, and the reports of the k nearest training records
      (experience retrieval). The simulator prior: a beat decoder predicts
      ECGSYN wave parameters from the condition, the differentiable beat
      synthesiser turns them into template beats, fitted to each record's
      mean beat, and a consistency loss ties the decoded x0 prediction's beats
      to the templates. Condition dropout 0.1 for classifier-free guidance,
-     EMA weights; DDIM 50 steps at guidance 4 (the scale the validation
-     split chose over 6 in every earlier run; --guidance=4,6 chooses again).
+     EMA weights; DDIM 50 steps over whole records at guidance 2
+     (--guidance=2,4 chooses on the validation split instead).
      --prior_input=true also gives the U-Net an experience prior ECG: the
      nearest training record's beat laid on the requested rhythm.
 
@@ -73,11 +74,12 @@ local cfg = {
   reuse_stage1 = false,                                 -- true: load out/stage1/model instead of training it
   align_loss = "align_mse",                             -- a wb.losses name, or a function(pred, target)
   text_steps = 600, text_batch = 128, text_lr = 2e-3,       -- the condition space's text head
-  requests_per_record = 4, align_steps = 1500, align_lr = 2e-3, align_batch = 64,
-  vae_steps = 2500, vae_batch = 32, vae_crop = 256, vae_lr = 3e-3, beta = 1e-4,
-  gen_steps = 1400, gen_batch = 32, gen_lr = 1e-3, ema = 0.999, student_mix = 0.3,
+  requests_per_record = 4, align_steps = 2500, align_lr = 2e-3, align_batch = 64,
+  vae_steps = 4000, vae_batch = 32, vae_crop = 256, vae_lr = 3e-3, beta = 1e-4,
+  gen_steps = 1400, gen_batch = 32, gen_crop = 64, gen_lr = 1e-3, ema = 0.999, student_mix = 0.3,
+  prediction = "v", min_snr = 5,                        -- the denoiser's target ("v" | "eps") and Min-SNR-gamma (false: plain MSE)
   prior = true, retrieval = true, prior_input = false,
-  n_eval = 96, sample_steps = 50, guidance = 4,         -- a scale, or scales to choose from on validation (--guidance=4,6)
+  n_eval = 96, sample_steps = 50, guidance = 2,         -- a scale, or scales to choose from on validation (--guidance=2,4)
 }
 -- command-line --key=value (numbers, true/false, strings) or an opts table
 for _, a in ipairs(type(arg) == "table" and arg or {}) do
@@ -134,7 +136,8 @@ local lm = L.load(cfg.out .. "/stage1/model")
 
 ------------------------------------------------------------------ stage 2: generation
 print(elapsed() .. " stage 2: text -> ECG, the stage-1 LM frozen")
-local uni = U.UniECG({ sediff = { prior = cfg.prior, retrieval = cfg.retrieval }, prior_input = cfg.prior_input }, lm)
+local uni = U.UniECG({ sediff = { prior = cfg.prior, retrieval = cfg.retrieval }, prior_input = cfg.prior_input,
+                       prediction = cfg.prediction, min_snr = cfg.min_snr }, lm)
 uni:freeze_lm()
 local tr = wb.corpus.load { path = cfg.corpus, split = "train", fs = c.fs_lm }
 local xg_tr = wb.signal.resample(tr.x, c.fs_lm, c.fs_gen)     -- (N, 12, 1024)
@@ -285,22 +288,34 @@ for _, p in ipairs(uni.sediff:parameters()) do gparams[#gparams + 1] = p end
 local gopt = wb.optim.AdamW(gparams, { lr = cfg.gen_lr, weight_decay = 0 })
 local ema = wb.optim.EMA(uni.unet, cfg.ema)
 local gen_curve, parts_last = {}, {}
+-- the denoiser is convolutional with attention, so like the VAE it trains on
+-- random crops of gen_crop latent frames (false: whole records) and samples
+-- whole records
+local Lz = z_tr:size(3)
+local gcrop = math.min(cfg.gen_crop or Lz, Lz)
+if gcrop < 8 or gcrop % 4 ~= 0 then error("two_stage: gen_crop must be a multiple of 4, at least 8 (latent frames), got " .. tostring(cfg.gen_crop), 0) end
+local function crop_peaks(p, off) -- R peaks (samples) into a crop starting at latent frame off
+  local q = {}
+  for k, v in ipairs(p) do q[k] = v - off * uni.vae.factor end
+  return q                         -- the consistency loss keeps only beats whose window lies inside
+end
 uni.unet:train()
 for step = 1, cfg.gen_steps do
   local idx = wb.randint(0, tr.n, { cfg.gen_batch })
+  local off = math.floor(wb.rand(1):item() * (Lz - gcrop + 1))
   local emb = teacher:index_select(1, idx)
   if cfg.student_mix > 0 then  -- some rows take the aligned state of one of the record's requests instead
     local use = wb.rand(cfg.gen_batch):lt(cfg.student_mix):to("f32"):unsqueeze(2)
     local sidx = idx * cfg.requests_per_record + wb.randint(0, cfg.requests_per_record, { cfg.gen_batch })
     emb = emb * (use * -1 + 1) + student:index_select(1, sidx) * use
   end
-  local b = { z0 = z_tr:index_select(1, idx), emb = emb, age = tr.age:index_select(1, idx),
+  local b = { z0 = z_tr:index_select(1, idx):narrow(3, off + 1, gcrop):contiguous(), emb = emb, age = tr.age:index_select(1, idx),
               sex = tr.sex:index_select(1, idx), hr = tr.truth.hr:index_select(1, idx), exclude = idx:totable() }
-  if zp_tr then b.zp = zp_tr:index_select(1, idx) end
+  if zp_tr then b.zp = zp_tr:index_select(1, idx):narrow(3, off + 1, gcrop):contiguous() end
   if tmpl and cfg.prior then
     b.templates = tmpl:index_select(1, idx)
     b.valid, b.peaks = {}, {}
-    for i, r in ipairs(b.exclude) do b.valid[i], b.peaks[i] = valid[r + 1], peaks_tr[r + 1] end
+    for i, r in ipairs(b.exclude) do b.valid[i], b.peaks[i] = valid[r + 1], crop_peaks(peaks_tr[r + 1], off) end
   end
   local loss, parts = uni:generator_loss(b)
   gopt:zero_grad(); loss:backward()
