@@ -99,6 +99,9 @@ for k, v in pairs(opts) do
 end
 local align_loss = type(cfg.align_loss) == "function" and cfg.align_loss or wb.losses[cfg.align_loss]
 if type(align_loss) ~= "function" then error("two_stage: unknown alignment loss '" .. tostring(cfg.align_loss) .. "'", 0) end
+if cfg.gen_crop and (type(cfg.gen_crop) ~= "number" or cfg.gen_crop < 8 or cfg.gen_crop % 4 ~= 0) then
+  error("two_stage: gen_crop must be false or a multiple of 4 latent frames, at least 8; got " .. tostring(cfg.gen_crop), 0)
+end
 io.stdout:setvbuf("line")
 wb.manual_seed(cfg.seed)
 os.execute("mkdir -p " .. cfg.out)
@@ -293,7 +296,6 @@ local gen_curve, parts_last = {}, {}
 -- whole records
 local Lz = z_tr:size(3)
 local gcrop = math.min(cfg.gen_crop or Lz, Lz)
-if gcrop < 8 or gcrop % 4 ~= 0 then error("two_stage: gen_crop must be a multiple of 4, at least 8 (latent frames), got " .. tostring(cfg.gen_crop), 0) end
 local function crop_peaks(p, off) -- R peaks (samples) into a crop starting at latent frame off
   local q = {}
   for k, v in ipairs(p) do q[k] = v - off * uni.vae.factor end

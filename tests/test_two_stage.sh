@@ -38,4 +38,6 @@ if ECGWB_UNIECG_MODEL="$dir/none" "$ECGWB" notebook run notebooks/two_stage_demo
 grep -q "run \`make run\`" "$dir/demo2.html" || fail "no message for a missing model: $(cat "$dir/log3")"
 if "$ECGWB" recipes/two_stage.lua --corpus="$dir/c.h5" --gen_stepz=5 > "$dir/log2" 2>&1; then fail "a misspelt option was accepted"; fi
 grep -q "unknown option 'gen_stepz'" "$dir/log2" || fail "no message for a misspelt option: $(cat "$dir/log2")"
+if "$ECGWB" recipes/two_stage.lua --corpus="$dir/c.h5" --gen_crop=6 > "$dir/log4" 2>&1; then fail "gen_crop=6 was accepted"; fi
+grep -q "gen_crop must be false or a multiple of 4" "$dir/log4" || fail "no message for a bad gen_crop: $(cat "$dir/log4")"
 echo ok
