@@ -203,8 +203,9 @@ local LOSS_OPTS = { p_uncond = true, t = true, noise = true, model_opts = true, 
 -- -> the MSE loss (0-d tensor), and {t = (B) i64, x_t = ..., target = ..., out = the model's output}
 -- min_snr = gamma: Min-SNR-gamma weighting (Hang et al. 2023): row b's MSE is
 -- weighted by min(SNR_t, gamma) / SNR_t (eps) or / (SNR_t + 1) (v), SNR_t =
--- ab_t / (1 - ab_t). That is the x0 error, capped at gamma: the nearly clean
--- timesteps, whose loss is small details, stop dominating the gradient.
+-- ab_t / (1 - ab_t); equivalently, the x0 error weighted by min(SNR_t, gamma):
+-- the nearly clean timesteps, whose loss is small details, stop dominating
+-- the gradient.
 function Diffusion:loss(model, x0, cond, o)
   o = o or {}
   for k in pairs(o) do
