@@ -63,6 +63,7 @@ local L = require "ecgwb.models.ecg_lm"
 local U = require "ecgwb.models.uniecg"
 local sd = require "ecgwb.models.sediff"
 local diffusion = require "ecgwb.models.diffusion"
+local vae = require "ecgwb.models.vae"
 local opts = ...
 if type(opts) ~= "table" then opts = {} end
 
@@ -111,6 +112,10 @@ local function elapsed() return string.format("[%5.0f s]", wb.now() - t_start) e
 
 ------------------------------------------------------------------ stage 1: interpretation
 local c = U.defaults
+-- the VAE's crops start at multiples of its downsampling factor: checked here, before any training
+local vf = vae.factor(vae.config(c.vae))
+local crop = math.min(cfg.vae_crop, c.samples)
+if crop % vf ~= 0 then error("two_stage: vae_crop must be a multiple of " .. vf .. ", got " .. cfg.vae_crop, 0) end
 local te = wb.corpus.load { path = cfg.corpus, split = "test", fs = c.fs_lm }
 local labels_te = L.label_lists(te.labels, te.label_names)
 local ev_te, x_lm_te, prompts_te
@@ -226,8 +231,6 @@ print(string.format("%s alignment (%s): loss %.4f -> %.4f; test requests: cosine
 local vopt = wb.optim.AdamW(uni.vae:parameters(), { lr = cfg.vae_lr, weight_decay = 0 })
 local vsched = wb.optim.warmup_cosine { warmup = math.min(50, math.floor(cfg.vae_steps / 10)), total = cfg.vae_steps, base_lr = cfg.vae_lr, min_lr = cfg.vae_lr * 0.05 }
 local vae_curve = {}
-local vf, crop = uni.vae.factor, math.min(cfg.vae_crop, c.samples)
-if crop % vf ~= 0 then error("two_stage: vae_crop must be a multiple of " .. vf .. ", got " .. cfg.vae_crop, 0) end
 for step = 1, cfg.vae_steps do
   vopt:set_lr(vsched(step))
   local idx = wb.randint(0, tr.n, { cfg.vae_batch })
@@ -298,7 +301,7 @@ local Lz = z_tr:size(3)
 local gcrop = math.min(cfg.gen_crop or Lz, Lz)
 local function crop_peaks(p, off) -- R peaks (samples) into a crop starting at latent frame off
   local q = {}
-  for k, v in ipairs(p) do q[k] = v - off * uni.vae.factor end
+  for k, v in ipairs(p) do q[k] = v - off * vf end
   return q                         -- the consistency loss keeps only beats whose window lies inside
 end
 uni.unet:train()

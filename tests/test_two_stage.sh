@@ -40,4 +40,7 @@ if "$ECGWB" recipes/two_stage.lua --corpus="$dir/c.h5" --gen_stepz=5 > "$dir/log
 grep -q "unknown option 'gen_stepz'" "$dir/log2" || fail "no message for a misspelt option: $(cat "$dir/log2")"
 if "$ECGWB" recipes/two_stage.lua --corpus="$dir/c.h5" --gen_crop=6 > "$dir/log4" 2>&1; then fail "gen_crop=6 was accepted"; fi
 grep -q "gen_crop must be false or a multiple of 4" "$dir/log4" || fail "no message for a bad gen_crop: $(cat "$dir/log4")"
+if "$ECGWB" recipes/two_stage.lua --corpus="$dir/c.h5" --vae_crop=100 > "$dir/log5" 2>&1; then fail "vae_crop=100 was accepted"; fi
+grep -q "vae_crop must be a multiple of 8, got 100" "$dir/log5" || fail "no message for a bad vae_crop: $(cat "$dir/log5")"
+grep -q "stage 1" "$dir/log5" && fail "a bad vae_crop was found only after stage 1 started"
 echo ok

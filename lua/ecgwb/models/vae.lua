@@ -60,6 +60,9 @@ end
 local VAE = nn.class("VAE")
 M.VAE = VAE
 
+-- the time downsampling factor of a config: 2 per level after the first
+function M.factor(c) return 2 ^ (#c.mults - 1) end
+
 function VAE:__init(c)
   if type(c) ~= "table" or type(c.channels) ~= "number" or type(c.mults) ~= "table" then
     error("VAE: needs a config, e.g. vae.config('small')", 3)
@@ -71,7 +74,7 @@ function VAE:__init(c)
   self.cfg = c
   local ch, n, g = c.channels, #c.mults, c.groups
   local blk = { groups = g }
-  self.factor = 2 ^ (n - 1)
+  self.factor = M.factor(c)
 
   local enc = nn.Sequential()
   enc:append(nn.Conv1d(c.in_channels, ch, 3, { padding = 1 }))
