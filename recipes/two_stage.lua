@@ -162,7 +162,7 @@ end
 
 -- (a) the condition space: a text head trained against the frozen ECG encoder
 uni:set_center(tr.reports)
-local feat_tr = uni:text_features(tr.reports)                  -- (N, Dl), the frozen LM's
+local feat_tr = uni:text_features(tr.reports)                  -- (N, 2 Dl), the frozen LM's
 local pooled_tr = lm:embed(wb.signal.resample(tr.x, c.fs_lm, c.fs_model))  -- (N, De), the frozen encoder's
 local tparams = uni.text_head:parameters()
 for _, p in ipairs(uni.ecg_head:parameters()) do tparams[#tparams + 1] = p end

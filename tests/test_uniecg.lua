@@ -37,9 +37,24 @@ T.close(both:select(1, 2), uni:gen_states({ reqs[2] }):select(1, 1), 1e-4, "left
 T.fails(function() uni:text_embedding(reports) end, "set_center(training texts) first")
 uni:set_center(reports)
 local f = uni:text_features(reports)
-T.ok(f:size(1) == 4 and f:size(2) == 32, "text features (N, Dl)")
+T.ok(f:size(1) == 4 and f:size(2) == 2 * 32, "text features (N, 2 Dl): mean token embedding, mean hidden state")
 local off_centre = f:mean(1):abs():max():item()
 T.ok(off_centre < 1e-5, string.format("the features are centred on the training texts (|mean| %.1e)", off_centre))
+-- the first half is the mean of the text's token embeddings (wte rows, <bos> included), centred: computed row by row here
+do
+  local rows = {}
+  for i, r in ipairs(reports) do
+    local ids = tok:encode(r, { bos = true })
+    rows[i] = lm.lm.wte.weight:index_select(1, ids):mean(1, true)
+  end
+  local m = wb.cat(rows, 1)
+  T.close(f:narrow(2, 1, 32), m - m:mean(1, true), 1e-5, "text features' first half: the centred mean token embedding")
+  local h = U.UniECG({ gen_tokens = 2, align_hidden = 32, unet_channels = 8, unet = "tiny", vae = "tiny", text_features = "hidden",
+                       sediff = { dim = 16, hidden = 32, k = 2, beat_len = 32 }, samples = 512 }, lm)
+  h:set_center(reports)
+  T.close(h:text_features(reports), f:narrow(2, 33, 32), 1e-5, "text_features 'hidden': the second half alone")
+  T.fails(function() U.UniECG({ text_features = "words" }, lm) end, "text_features must be 'tokens+hidden' or 'hidden'")
+end
 local e = uni:text_embedding(reports)
 T.ok(e:size(2) == uni.cfg.text_dim, "text embeddings (N, Dt)")
 T.close(e:square():sum(2), wb.ones(4), 1e-5, "text embeddings have unit norm")

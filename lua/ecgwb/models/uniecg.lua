@@ -21,9 +21,11 @@ The parts.
             tokens (B, K, Dl) are the request's generation states
             (gen_states, gen_states_of).
   text      the condition space, a TRAINED text embedding: a text's
-            features are the frozen LM's mean last-layer hidden state over
-            its tokens, minus their mean over the training reports
-            (set_center); an MLP head (Dl -> Dh -> Dt) maps them to the text
+            features are the frozen LM's mean input token embedding and
+            its mean last-layer hidden state over the text's tokens, side by
+            side (2 Dl; text_features = "hidden": the hidden state alone,
+            Dl), minus their mean over the training reports (set_center);
+            an MLP head (2 Dl -> Dh -> Dt) maps them to the text
             embedding, L2-normalised (text_embedding). The head is trained
             CLIP-style (contrastive_loss: symmetric InfoNCE) against the
             frozen stage-1 ECG encoder's pooled embeddings of the report's
@@ -31,7 +33,10 @@ The parts.
             this training. So the space keeps what a report says about its
             ECG (the findings), not its wording. (The untrained mean hidden
             state carries the findings weakly: a generator conditioned on it
-            named the condition in half of its ECGs.)
+            named the condition in half of its ECGs. A linear probe of the
+            condition class on test reports reads 0.957 from the mean token
+            embedding, 0.855 from the mean hidden state: the LM's states
+            blur the words that name the findings.)
   align     an MLP (K·Dl -> Dh -> Dt) from the generation states into the
             condition space (aligned). Stage 2's alignment loss (a Lua
             function cfg.align_loss(pred, target), e.g. wb.losses.align_mse,
@@ -73,6 +78,7 @@ M.defaults = {
   align_hidden = 256,        -- Dh
   text_dim = 64,             -- Dt, the condition space's width
   text_hidden = 256,         -- the text head's hidden width
+  text_features = "tokens+hidden", -- what the text head reads of a text (see "text" above); "hidden": the mean hidden state only
   temperature = 0.1,         -- InfoNCE's temperature for the text head
   fs_gen = 102.4,            -- the generator's sampling rate: 10 s = 1024 samples
   samples = 1024,
@@ -121,7 +127,11 @@ function UniECG:__init(cfg, lm)
   local Dl = lm.lm.cfg.n_embd
   self.gen_id = lm.tok:special_id("<gen>")
   local De = lm.encoder.cfg.d_model
-  self.text_head = nn.Sequential(nn.Linear(Dl, c.text_hidden), nn.GELU(), nn.Linear(c.text_hidden, c.text_dim))
+  if c.text_features ~= "hidden" and c.text_features ~= "tokens+hidden" then
+    error("UniECG: text_features must be 'tokens+hidden' or 'hidden', got '" .. tostring(c.text_features) .. "'", 3)
+  end
+  local Df = c.text_features == "hidden" and Dl or 2 * Dl
+  self.text_head = nn.Sequential(nn.Linear(Df, c.text_hidden), nn.GELU(), nn.Linear(c.text_hidden, c.text_dim))
   self.ecg_head = nn.Linear(De, c.text_dim)
   self.align = nn.Sequential(nn.Linear(c.gen_tokens * Dl, c.align_hidden), nn.GELU(), nn.Linear(c.align_hidden, c.text_dim))
   -- the K <gen> tokens' input embeddings: trained in stage 2 (the LM itself
@@ -155,6 +165,8 @@ local function masked_mean(h, mask)
   return (h * m):sum(2) / m:sum(2):clamp(1, math.huge)
 end
 
+-- texts -> (N, Dl) the LM's mean last-layer hidden state, or, text_features
+-- "tokens+hidden", (N, 2 Dl): its mean input token embedding beside it
 local function raw_embedding(self, texts, batch)
   batch = batch or 64
   local outs = {}
@@ -163,8 +175,9 @@ local function raw_embedding(self, texts, batch)
       local chunk = {}
       for i = s, math.min(#texts, s + batch - 1) do chunk[#chunk + 1] = texts[i] end
       local ids, mask = self.lm.tok:encode_batch(chunk, { bos = true })
-      local h = self.lm.lm:hidden_states(ids, { mask = mask })
-      outs[#outs + 1] = masked_mean(h, mask)
+      local f = masked_mean(self.lm.lm:hidden_states(ids, { mask = mask }), mask)
+      if self.cfg.text_features == "tokens+hidden" then f = wb.cat({ masked_mean(self.lm.lm.wte(ids), mask), f }, 2) end
+      outs[#outs + 1] = f
     end
   end)
   return #outs == 1 and outs[1] or wb.cat(outs, 1)
@@ -439,6 +452,7 @@ function M.load(dir)
   local cfg = wb.json.decode(f:read("*a"))
   f:close()
   cfg.prediction = cfg.prediction or "eps" -- saved before v-prediction was the default
+  cfg.text_features = cfg.text_features or "hidden" -- saved before the token embeddings were read
   local uni = UniECG(cfg, L.load(dir .. "/lm"))
   local sd, ema, own = wb.load_state_dict(dir .. "/uniecg.h5"), {}, {}
   for k, v in pairs(sd) do
