@@ -40,7 +40,7 @@ local cfg = {
   model = {
     encoder = { base = "tiny", n_conv = 4, conv_channels = 32, d_model = 64, layers = 2, ffn = 128, heads = 4,
                 pos_kernel = 8, pos_groups = 4, dropout = 0 },
-    lm = "tiny", lm_over = { block_size = 256 },
+    lm = "tiny", lm_over = opts.lm_over or { block_size = 256 },
     prefix_tokens = 8, global_token = true, projector = "mlp",
     n_labels = 20,
   },

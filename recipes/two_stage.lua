@@ -72,10 +72,11 @@ local cfg = {
   out = "runs/two_stage",
   corpus = false,                                       -- an ecgwb dataset file with truth/ (false: the default corpus)
   stage1_encoder_steps = 600, stage1_steps = 900,       -- recipes/report.lua's training
+  lm_layers = 2, lm_width = 128,                        -- the stage-1 LM's size (gpt.lua's "tiny" is 2 layers x 64)
   reuse_stage1 = false,                                 -- true: load out/stage1/model instead of training it
   align_loss = "align_mse",                             -- a wb.losses name, or a function(pred, target)
   text_steps = 600, text_batch = 128, text_lr = 2e-3,       -- the condition space's text head
-  requests_per_record = 4, align_steps = 2500, align_lr = 2e-3, align_batch = 64,
+  requests_per_record = 4, align_steps = 1500, align_lr = 2e-3, align_batch = 64,
   vae_steps = 4000, vae_batch = 32, vae_crop = 256, vae_lr = 3e-3, beta = 1e-4,
   gen_steps = 1400, gen_batch = 32, gen_crop = 64, gen_lr = 1e-3, ema = 0.999, student_mix = 0.3,
   prediction = "v", min_snr = 5,                        -- the denoiser's target ("v" | "eps") and Min-SNR-gamma (false: plain MSE)
@@ -138,6 +139,7 @@ else
   print(elapsed() .. " stage 1: ECG -> report (recipes/report.lua)")
   stage1 = assert(loadfile(here .. "/report.lua"))({
     out = cfg.out .. "/stage1", steps = cfg.stage1_steps, encoder_steps = cfg.stage1_encoder_steps, corpus = cfg.corpus,
+    lm_over = { block_size = 256, n_layer = cfg.lm_layers, n_embd = cfg.lm_width },
   })
 end
 local lm = L.load(cfg.out .. "/stage1/model")
