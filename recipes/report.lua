@@ -27,6 +27,7 @@ true labels. Nothing is tuned on the test split.
 
   ecgwb recipes/report.lua [steps]
   wb.run("recipes/report.lua", { steps = 100, out = "runs/report" })   -- returns the metrics table
+  options: steps, encoder_steps, out, corpus, lm_over (the GPT's size, e.g. { block_size = 256, n_embd = 128 })
 ]]
 local wb = require "ecgwb"
 local L = require "ecgwb.models.ecg_lm"

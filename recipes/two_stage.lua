@@ -8,12 +8,14 @@ reports, labels and true heart rates.
 Stage 1, interpretation (ECG -> report). recipes/report.lua's method and
 code: an ECG-FM-shaped encoder, trained first as a classifier of the 20
 findings, then frozen; its frames pooled to prefix tokens and projected into
-a GPT decoder, which learns to write the report after a prompt that carries
-the HR and intervals measured by ecgwb's delineator.
+a GPT decoder (2 layers x 128 here, --lm_layers, --lm_width; report.lua's
+own default is 2 x 64), which learns to write the report after a prompt
+that carries the HR and intervals measured by ecgwb's delineator.
 
 Stage 2, generation (text -> 12-lead ECG). The stage-1 LM is frozen.
  (a) The condition space, a trained text embedding. A report's features are
-     the frozen LM's mean hidden state over its tokens (centred); an MLP
+     the frozen LM's mean input token embedding and mean hidden state over
+     its tokens, side by side (centred); an MLP
      text head maps them to a 64-d embedding, trained CLIP-style (symmetric
      InfoNCE) against the frozen stage-1 ECG encoder's pooled embedding of
      the report's own record (through a linear head used only here). Both

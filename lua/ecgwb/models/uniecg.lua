@@ -188,8 +188,8 @@ function UniECG:set_center(texts)
   self:register_buffer("text_center", wb.no_grad(function() return raw_embedding(self, texts):mean(1, true) end)) -- (1, Dl)
 end
 
--- a text's features: the frozen LM's mean hidden state over its tokens,
--- centred; texts: a list of strings -> (N, Dl), no gradient
+-- a text's features (raw_embedding, cfg.text_features), centred; texts: a
+-- list of strings -> (N, 2 Dl), or (N, Dl) for "hidden", no gradient
 function UniECG:text_features(texts, batch)
   if not self.text_center then error("UniECG:text_features: set_center(training texts) first", 2) end
   return raw_embedding(self, texts, batch) - self.text_center
