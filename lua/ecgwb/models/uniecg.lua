@@ -185,7 +185,7 @@ end
 
 -- the centre of the condition space: the mean raw embedding of training texts
 function UniECG:set_center(texts)
-  self:register_buffer("text_center", wb.no_grad(function() return raw_embedding(self, texts):mean(1, true) end)) -- (1, Dl)
+  self:register_buffer("text_center", wb.no_grad(function() return raw_embedding(self, texts):mean(1, true) end)) -- (1, 2 Dl) or (1, Dl)
 end
 
 -- a text's features (raw_embedding, cfg.text_features), centred; texts: a
