@@ -330,7 +330,9 @@ for step = 1, cfg.gen_steps do
   gopt:zero_grad(); loss:backward()
   wb.optim.clip_grad_norm(gparams, 1)
   gopt:step()
-  ema.decay = math.min(cfg.ema, (1 + step) / (10 + step))  -- the usual EMA warm-up: early weights fade quickly
+  -- the usual EMA warm-up: early weights fade quickly. (1 + n)/(10 + n) stays below 0.999 until step 8,990,
+  -- so at 1,400 steps the warm-up sets the decay (0.9936 at the end) and cfg.ema does not act
+  ema.decay = math.min(cfg.ema, (1 + step) / (10 + step))
   ema:update()
   gen_curve[step], parts_last = loss:item(), parts
   if step == 1 or step % 100 == 0 or step == cfg.gen_steps then
