@@ -92,10 +92,10 @@ do
   local x0, noise, t = wb.randn(3, 4, 16), wb.randn(3, 4, 16), wb.tensor({ 0, 500, 999 }, "i64")
   local xt = uni.D:q_sample(x0, t, noise)
   T.ok(uni.D.prediction == "v", "the default denoiser predicts v")
-  local got, ab = U.predict_x0(uni.D, uni.D:target(x0, t, noise), xt, t)
+  local got, ab = uni.D:predict_x0(uni.D:target(x0, t, noise), xt, t)
   T.close(got, x0, 1e-3, "predict_x0 with the true v")
   local E = require("ecgwb.models.diffusion").Diffusion { schedule = uni.cfg.schedule, T = uni.cfg.T, prediction = "eps" }
-  T.close(U.predict_x0(E, noise, E:q_sample(x0, t, noise), t), x0, 1e-3, "predict_x0 with the true eps")
+  T.close(E:predict_x0(noise, E:q_sample(x0, t, noise), t), x0, 1e-3, "predict_x0 with the true eps")
   T.close(ab, wb.tensor { uni.D.alphas_cumprod[1], uni.D.alphas_cumprod[501], uni.D.alphas_cumprod[1000] }, 1e-6, "alpha_bar per row")
 end
 

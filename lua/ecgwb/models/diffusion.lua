@@ -181,6 +181,16 @@ function Diffusion:target(x0, t, noise)
   return per_row(self.sqrt_ab, t, x0) * noise - per_row(self.sqrt_1mab, t, x0) * x0
 end
 
+-- x0 predicted by the model output out at per-row timesteps t (i64 (B)) from
+-- x_t -> x0 (B, ...), alpha_bar_t (B); Diffusion:split is the same for one
+-- sampling timestep
+function Diffusion:predict_x0(out, xt, t)
+  local sa, s1 = per_row(self.sqrt_ab, t, xt), per_row(self.sqrt_1mab, t, xt)
+  local ab = self.sqrt_ab:index_select(1, t):square()
+  if self.prediction == "eps" then return (xt - out * s1) / sa, ab end
+  return xt * sa - out * s1, ab
+end
+
 local function merge(a, b)
   local o = {}
   for k, v in pairs(a or {}) do o[k] = v end

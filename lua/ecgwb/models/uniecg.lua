@@ -254,16 +254,6 @@ function UniECG:condition(emb, meta)
                                  exclude = meta.exclude }
 end
 
--- x0 of the latent predicted by the model output at per-row timesteps t (B)
--- i64 -> x0 (B, C, L), alpha_bar_t (B)
-function M.predict_x0(D, out, xt, t)
-  local ab = wb.tensor(D.alphas_cumprod):index_select(1, t)     -- (B)
-  local sa = ab:sqrt():view(-1, 1, 1)
-  local s1 = (ab * -1 + 1):sqrt():view(-1, 1, 1)
-  if D.prediction == "eps" then return (xt - out * s1) / sa, ab end
-  return xt * sa - out * s1, ab
-end
-
 -- The experience prior ECG (prior_input): the beat of the training record
 -- nearest to the request in the condition space (its mean beat over one
 -- RR, sediff.record_templates) laid on a rhythm, sediff.beat_train. The
@@ -335,7 +325,7 @@ function UniECG:generator_loss(b, o)
   local loss, info = self.D:loss(net, b.z0, cond, { p_uncond = o.p_uncond or 0.1, min_snr = self.cfg.min_snr or nil })
   local parts = { diffusion = loss:item() }
   if self.sediff.decoder then
-    local x0z, ab = M.predict_x0(self.D, info.out, info.x_t, info.t)
+    local x0z, ab = self.D:predict_x0(info.out, info.x_t, info.t)
     local rows, abt = {}, ab:totable()
     for i, a in ipairs(abt) do if a > 0.5 and #rows < (o.prior_rows or 8) then rows[#rows + 1] = i - 1 end end
     local x0 = nil
