@@ -42,10 +42,17 @@ Stage 2, generation (text -> 12-lead ECG). The stage-1 LM is frozen.
      synthesiser turns them into template beats, fitted to each record's
      mean beat, and a consistency loss ties the decoded x0 prediction's beats
      to the templates. Condition dropout 0.1 for classifier-free guidance,
-     EMA weights; DDIM 50 steps over whole records at guidance 2
-     (--guidance=2,4 chooses on the validation split instead).
-     --prior_input=true also gives the U-Net an experience prior ECG: the
-     nearest training record's beat laid on the requested rhythm.
+     EMA weights.
+ (d) Sampling from experience (SDEdit). The experience prior ECG of a
+     request: the training record nearest to it in the condition space,
+     re-timed: its mean beat laid on a rhythm at the requested rate with
+     that record's RR variability, plus its residual (the record minus its
+     own beat train: AF's f waves, which run independently of the QRS,
+     ectopy, noise). DDIM (50-step grid, guidance 2; --guidance=2,4 chooses
+     on the validation split) starts at t0 = 0.3 T from its latent noised
+     to t0 (--prior_start; false: from pure noise), so a sample keeps the
+     prior's rhythm and coarse morphology and the denoiser redraws the rest.
+     --prior_input=true also gives the U-Net that prior's latent as input.
 
 Evaluation (test split). Interpretation: BLEU, ROUGE-L, METEOR and label F1
 of the reports, after stage 1 and again after stage 2. Generation, from
@@ -83,6 +90,7 @@ local cfg = {
   gen_steps = 1400, gen_batch = 32, gen_crop = 64, gen_lr = 1e-3, ema = 0.999, student_mix = 0.3,
   prediction = "v", min_snr = 5,                        -- the denoiser's target ("v" | "eps") and Min-SNR-gamma (false: plain MSE)
   prior = true, retrieval = true, prior_input = false,
+  prior_start = 0.3,                                    -- sampling starts from the experience prior ECG at 0.3 T (SDEdit); false: from noise
   n_eval = 96, sample_steps = 50, guidance = 2,         -- a scale, or scales to choose from on validation (--guidance=2,4)
 }
 -- command-line --key=value (numbers, true/false, strings) or an opts table
@@ -149,7 +157,7 @@ local lm = L.load(cfg.out .. "/stage1/model")
 ------------------------------------------------------------------ stage 2: generation
 print(elapsed() .. " stage 2: text -> ECG, the stage-1 LM frozen")
 local uni = U.UniECG({ sediff = { prior = cfg.prior, retrieval = cfg.retrieval }, prior_input = cfg.prior_input,
-                       prediction = cfg.prediction, min_snr = cfg.min_snr }, lm)
+                       prior_start = cfg.prior_start, prediction = cfg.prediction, min_snr = cfg.min_snr }, lm)
 uni:freeze_lm()
 local tr = wb.corpus.load { path = cfg.corpus, split = "train", fs = c.fs_lm }
 local xg_tr = wb.signal.resample(tr.x, c.fs_lm, c.fs_gen)     -- (N, 12, 1024)
@@ -261,13 +269,15 @@ local z_tr = wb.no_grad(function()
 end)
 local tmpl, valid, zp_tr
 local peaks_tr = {}
-if cfg.retrieval or cfg.prior_input then uni:set_bank(teacher) end
-if cfg.prior or cfg.prior_input then
+local experience = cfg.prior_input or cfg.prior_start
+if cfg.retrieval or experience then uni:set_bank(teacher) end
+if cfg.prior or experience then
   for i = 1, tr.n do peaks_tr[i] = wb.signal.rpeaks(xg_tr:select(1, i):contiguous(), c.fs_gen):totable() end
   local rr
   tmpl, rr, valid = sd.record_templates(xg_tr, c.fs_gen, uni.sediff.cfg.beat_len, { peaks = peaks_tr })
-  if cfg.prior_input then
-    -- the experience prior: each training record's beat, RR and RR variability
+  if experience then
+    -- the experience prior: each training record's beat, RR, RR variability
+    -- and residual (the record minus its own beat train)
     local cv = {}
     for i, p in ipairs(peaks_tr) do
       local d, m = {}, 0
@@ -278,17 +288,21 @@ if cfg.prior or cfg.prior_input then
     end
     local rrv = rr:totable()
     for i = 1, tr.n do if rrv[i] ~= rrv[i] then rrv[i] = 60 / tr.truth.hr:get(i) end end
-    uni:set_experience(tmpl, wb.tensor(rrv), wb.tensor(cv))
-    -- in training, a record's prior is its nearest OTHER record's beat laid on its own R peaks
-    local zs = {}
-    for s = 1, tr.n, 64 do
-      local e = math.min(tr.n, s + 63)
-      local ex, pk = {}, {}
-      for i = s, e do ex[#ex + 1], pk[#pk + 1] = i - 1, peaks_tr[i] end
-      zs[#zs + 1] = uni:prior_latent(teacher:narrow(1, s, e - s + 1), tr.truth.hr:narrow(1, s, e - s + 1), { exclude = ex, peaks = pk })
+    local resid = xg_tr - sd.beat_train(tmpl, rrv, peaks_tr, c.fs_gen, c.samples)
+    uni:set_experience(tmpl, wb.tensor(rrv), wb.tensor(cv), resid)
+    print(string.format("%s experience prior: %d training records' beats and residuals (residual power / signal power %.3f)",
+      elapsed(), tr.n, (resid:square():mean() / xg_tr:square():mean()):item()))
+    if cfg.prior_input then
+      -- in training, a record's prior is its nearest OTHER record's, laid on its own R peaks
+      local zs = {}
+      for s = 1, tr.n, 64 do
+        local e = math.min(tr.n, s + 63)
+        local ex, pk = {}, {}
+        for i = s, e do ex[#ex + 1], pk[#pk + 1] = i - 1, peaks_tr[i] end
+        zs[#zs + 1] = uni:prior_latent(teacher:narrow(1, s, e - s + 1), tr.truth.hr:narrow(1, s, e - s + 1), { exclude = ex, peaks = pk })
+      end
+      zp_tr = wb.cat(zs, 1)
     end
-    zp_tr = wb.cat(zs, 1)
-    print(string.format("%s experience prior: %d training beats; prior latents %s", elapsed(), tr.n, zp_tr:describe()))
   end
 end
 uni.gen_embed:requires_grad_(false)
@@ -394,6 +408,9 @@ local cond_acc, cond_acc_real = clf:accuracy(gen, cls), clf:accuracy(real, cls)
 local gen_rep = uni:generate(req_eval, { seed = cfg.seed, steps = cfg.sample_steps, guidance = guidance,
                                          emb = teacher_te:index_select(1, rows) })
 local cond_acc_report = clf:accuracy(gen_rep, cls)
+-- the same requests sampled from pure noise: what the experience start adds
+local cond_acc_noise = cfg.prior_start and clf:accuracy(uni:generate(req_eval, { seed = cfg.seed, steps = cfg.sample_steps,
+  guidance = guidance, prior_start = false }), cls)
 local function embed(x) return uni.lm:embed(wb.signal.resample(x:contiguous(), c.fs_gen, c.fs_model)) end
 local e_real_all, e_gen = embed(xg_te), embed(gen)
 local rfid, fid, fid_ref = wb.metrics.rfid(e_real_all, e_gen, { seed = cfg.seed })
@@ -415,16 +432,19 @@ local M = {
   text_loss_first = text_curve[1], text_loss_last = text_curve[#text_curve], text_top1 = text_top1,
   align_loss_first = align_curve[1], align_loss_last = align_curve[#align_curve], align_cosine = align_cos, align_top1 = top1,
   vae_rel_error = vae_rel, hr_mae = hr.mae, hr_failed = hr.failed, hr_mae_real = hr_real.mae,
-  condition_accuracy = cond_acc, condition_accuracy_real = cond_acc_real, condition_accuracy_from_reports = cond_acc_report, fid = fid, fid_ref = fid_ref, rfid = rfid,
+  condition_accuracy = cond_acc, condition_accuracy_real = cond_acc_real, condition_accuracy_from_reports = cond_acc_report,
+  condition_accuracy_from_noise = cond_acc_noise, fid = fid, fid_ref = fid_ref, rfid = rfid,
   knn_precision = knn_p, knn_recall = knn_r, einthoven = ein_gen, einthoven_real = ein_real,
   clip_score = clip_score, rclip = rclip, n_eval = n, guidance = guidance, prior = cfg.prior, retrieval = cfg.retrieval,
 }
 print(string.format("interpretation, test (%d): label F1 micro %.3f after stage 1, %.3f after stage 2; BLEU-4 %.3f / %.3f",
   te.n, stage1.label_f1_micro, after.label_f1_micro, stage1.bleu4, after.bleu4))
 print(string.format("generation, %d test requests (%.0f s for DDIM %d steps, guidance %g): HR MAE %.1f bpm " ..
-  "(%d without a rate; real ECGs %.1f), condition accuracy %.3f (real %.3f; generated from the reports' embeddings %.3f), FID %.2f / real halves %.2f = rFID %.2f, " ..
+  "(%d without a rate; real ECGs %.1f), condition accuracy %.3f (real %.3f; generated from the reports' embeddings %.3f; " ..
+  "from noise, without the experience start, %s), FID %.2f / real halves %.2f = rFID %.2f, " ..
   "k-NN precision %.2f recall %.2f, Einthoven |I+III-II| %.4f mV (real %.4f)", n, t_gen, cfg.sample_steps, guidance,
-  hr.mae, hr.failed, hr_real.mae, cond_acc, cond_acc_real, cond_acc_report, fid, fid_ref, rfid, knn_p, knn_r, ein_gen, ein_real))
+  hr.mae, hr.failed, hr_real.mae, cond_acc, cond_acc_real, cond_acc_report,
+  cond_acc_noise and string.format("%.3f", cond_acc_noise) or "the same", fid, fid_ref, rfid, knn_p, knn_r, ein_gen, ein_real))
 print(clip_line)
 
 ------------------------------------------------------------------ the unified model answers
@@ -452,6 +472,7 @@ page:md("## Generation")
 page:table({
   { "HR MAE (bpm)", hr.mae, hr_real.mae }, { "condition accuracy", cond_acc, cond_acc_real },
   { "condition accuracy, generated from the reports' embeddings", cond_acc_report, cond_acc_real },
+  { "condition accuracy, sampled from noise (no experience start)", cond_acc_noise or cond_acc, cond_acc_real },
   { "FID (stage-1 encoder)", fid, fid_ref }, { "rFID", rfid, 1 }, { "k-NN precision", knn_p, "" }, { "k-NN recall", knn_r, "" },
   { "Einthoven |I+III-II| (mV)", ein_gen, ein_real }, { "CLIP score", clip_score or "n/a", "" }, { "rCLIP", rclip or "n/a", "" },
 }, { header = { "metric", "generated", "real (reference)" }, digits = 3,

@@ -201,6 +201,31 @@ do
   T.ok(maxabs(before, after) == 0, "a seeded sample leaves the global RNG stream where it was")
 end
 
+------------------------------------------------------------------ SDEdit: a start from a guess
+do
+  local D = diffusion.Diffusion { schedule = "linear", T = 1000 }
+  local init = wb.randn(3, 2, 16) * 2 + 1
+  local calls = {}
+  local model = function(x, t, cond) calls[#calls + 1] = { t = t:get(1), x = x }; return x * 0 end
+  D:sample(model, { 3, 2, 16 }, nil, { steps = 10, init = init, strength = 0.35, seed = 5 })
+  -- DDIM's 10 leading timesteps are 900, 800, ..., 0: those <= 350 remain
+  T.ok(#calls == 4 and calls[1].t == 300 and calls[4].t == 0,
+    string.format("strength 0.35 starts at t0 = 300 and runs 4 steps, got %d steps from %s", #calls, tostring(calls[1] and calls[1].t)))
+  -- x_t0 = sqrt(ab) init + sqrt(1 - ab) z, with z the seeded noise
+  wb.manual_seed(5)
+  local z = wb.randn(3, 2, 16)
+  local a = D.alphas_cumprod[301]
+  T.ok(maxabs(calls[1].x, init * math.sqrt(a) + z * math.sqrt(1 - a)) < 1e-5, "x_t0 is init noised to t0 with the seeded noise")
+  -- an eps model that is exact for the point mass at init returns init from any strength
+  local exact = function(x, t) return (x - init * math.sqrt(D.alphas_cumprod[t:get(1) + 1])) / math.sqrt(1 - D.alphas_cumprod[t:get(1) + 1]) end
+  T.ok(maxabs(D:sample(exact, { 3, 2, 16 }, nil, { steps = 10, init = init, strength = 0.6, seed = 1 }), init) < 1e-4,
+    "the exact denoiser of init returns init")
+  T.fails(function() D:sample(model, { 3, 2, 16 }, nil, { init = init, strength = 0 }) end, "strength must be a number in (0, 1]")
+  T.fails(function() D:sample(model, { 3, 2, 16 }, nil, { init = init }) end, "strength must be a number in (0, 1]")
+  T.fails(function() D:sample(model, { 3, 2, 16 }, nil, { init = wb.zeros(3, 2, 8), strength = 0.5 }) end,
+    "init must be a tensor of the sample's shape {3, 2, 16}, got f32[3,2,8]")
+end
+
 ------------------------------------------------------------------ the loss
 do
   local D = diffusion.Diffusion { schedule = "linear", T = 1000 }

@@ -16,6 +16,10 @@ grep -q '"lm_over":{[^}]*"n_embd":32' "$dir/run/stage1/model/config.json" && gre
     || fail "--lm_layers/--lm_width did not reach the stage-1 LM: $(cat "$dir/run/stage1/model/config.json")"
 grep -q "condition space: InfoNCE .* same findings" "$dir/log" || fail "no condition-space training"
 grep -q "HR MAE .* condition accuracy .* rFID" "$dir/log" || fail "no generation metrics"
+grep -q "experience prior: [0-9]* training records' beats and residuals (residual power / signal power 0\.[0-9]*)" "$dir/log" \
+    || fail "no experience prior for the sampling start"
+grep -q "from noise, without the experience start, [01]\.[0-9][0-9][0-9]" "$dir/log" || fail "no from-noise condition accuracy"
+grep -q '"prior_start":0.3' "$dir/run/model/config.json" || fail "the saved model does not start from the experience prior"
 grep -q "done. The run's page: $dir/run/report.html" "$dir/log" || fail "the page's path is not printed"
 test "$(grep -o 'data:image/png;base64' "$dir/run/report.html" | wc -l)" -ge 3 || fail "the page has fewer than 3 figures"
 "$ECGWB" -e "

@@ -5,8 +5,9 @@
 -- from the true noise, the generator loss has the parts its switches ask for
 -- and trains, the alignment head and the <gen> embeddings learn (with
 -- gen_embed = the tokenizer's <gen> row the states are the LM's own), the
--- prior_input path (prior latent = the neighbour's beat on given peaks,
--- dropped rows lose it, save/load) and respond() routes requests.
+-- experience prior (the neighbour's beat on given peaks plus its residual),
+-- the prior_input path (dropped rows lose it, save/load), sampling that
+-- starts from the prior (prior_start) and respond() routes requests.
 local T = dofile("tests/check.lua")
 local wb = require "ecgwb"
 local L = require "ecgwb.models.ecg_lm"
@@ -22,7 +23,8 @@ local lm = L.EcgLM({
   lm = "tiny", lm_over = { n_layer = 1, n_head = 2, n_embd = 32, block_size = 160 }, prefix_tokens = 4,
 }, tok)
 local tiny = { gen_tokens = 2, align_hidden = 32, unet_channels = 8, unet = "tiny", vae = "tiny",
-               sediff = { dim = 16, hidden = 32, k = 2, beat_len = 32 }, sample_steps = 3, fs_model = 100, samples = 512 }
+               sediff = { dim = 16, hidden = 32, k = 2, beat_len = 32 }, sample_steps = 3, fs_model = 100, samples = 512,
+               prior_start = false }
 local uni = U.UniECG(tiny, lm)
 uni:freeze_lm()
 T.ok(#lm:parameters() > 0 and not lm:parameters()[1].requires_grad, "freeze_lm leaves the LM without gradients")
@@ -177,14 +179,17 @@ do
   pu:set_bank(e)
   local _, rr = sd.record_templates(x, 102.4, 32)
   T.fails(function() pu:prior_latent(e, { 70, 70, 70, 70 }) end, "set_experience first")
-  pu:set_experience(tm, rr, wb.tensor { 0, 0, 0.2, 0 })
+  T.fails(function() pu:set_experience(tm, rr, wb.tensor { 0, 0, 0.2, 0 }, wb.zeros(4, 12, 100)) end, "residuals (N, leads, 512) expected")
+  local resid = wb.randn(4, 12, 512) * 0.05
+  pu:set_experience(tm, rr, wb.tensor { 0, 0, 0.2, 0 }, resid)
   local zp = pu:prior_latent(e, wb.tensor { 70, 0 / 0, 120, 70 }, { exclude = { 0, 1, 2, 3 } })
   T.ok(zp:size(1) == 4 and zp:size(2) == 4 and zp:size(3) == 64, "prior latents (B, 4, samples / 8)")
-  -- the same as encoding the neighbour's beat laid on given peaks by hand
+  -- the same as the neighbour's beat laid on given peaks by hand, plus its residual
   local pk = { { 10, 80, 150 }, { 20, 90 }, { 5 }, { 40, 300 } }
   local nb = pu.sediff.retriever:topk(e, 1, { exclude = { 0, 1, 2, 3 } }):reshape(4)
-  local ref = pu.vae:latent(sd.beat_train(tm:index_select(1, nb), rr:index_select(1, nb), pk, 102.4, 512))
-  T.close(pu:prior_latent(e, { 70, 70, 70, 70 }, { exclude = { 0, 1, 2, 3 }, peaks = pk }), ref, 1e-5, "prior_latent = the neighbour's beat on the peaks")
+  local ref = sd.beat_train(tm:index_select(1, nb), rr:index_select(1, nb), pk, 102.4, 512) + resid:index_select(1, nb)
+  T.close(pu:prior_ecg(e, { 70, 70, 70, 70 }, { exclude = { 0, 1, 2, 3 }, peaks = pk }), ref, 1e-5, "prior_ecg = the neighbour's beat on the peaks + its residual")
+  T.close(pu:prior_latent(e, { 70, 70, 70, 70 }, { exclude = { 0, 1, 2, 3 }, peaks = pk }), pu.vae:latent(ref), 1e-5, "prior_latent = its latent")
   local net = U.with_prior(pu.unet, zp)
   local xt, t = wb.randn(4, 4, 64), wb.full({ 4 }, 300)
   T.close(net(xt, t, nil), pu.unet(wb.cat({ xt, zp * 0 }, 2), t, nil), 1e-6, "no condition: no prior")
@@ -204,6 +209,23 @@ do
   local back = U.load(dir)
   T.close(back:generate({ reqs[1] }, { seed = 3 }), pu:generate({ reqs[1] }, { seed = 3 }), 1e-5, "prior_input: loaded, the same generation")
   os.execute("rm -rf '" .. dir .. "'")
+  -- prior_start: DDIM starts from the prior's latent noised to prior_start·T.
+  -- At 0.05 only DDIM's last timestep (0) is left, where ab ~ 1: the sample
+  -- is the prior's VAE round trip (drawn with the same seed), up to the
+  -- noise sqrt(1 - ab_0) and one denoiser step
+  local q = pu
+  local meta = U.request_meta({ reqs[1] })
+  wb.manual_seed(3)
+  local emb = q:aligned(q:gen_states({ reqs[1] }))
+  local trip = q.vae:from_latent(q:prior_latent(emb, meta.hr))
+  local near = q:generate({ reqs[1] }, { seed = 3, prior_start = 0.05 })
+  local far = q:generate({ reqs[1] }, { seed = 3, prior_start = false })
+  local function rel(a) return ((a - trip):square():mean() / trip:square():mean()):item() end
+  T.ok(rel(near) < 0.05 and rel(far) > 4 * rel(near), string.format("prior_start 0.05 keeps the prior (relative error %.4f; from noise %.4f)", rel(near), rel(far)))
+  local noexp = U.UniECG(cfg, lm)
+  noexp.cfg.prior_start, noexp.cfg.prior_input = 0.3, false
+  noexp:set_center(reports)
+  T.fails(function() noexp:generate({ reqs[1] }, { seed = 3 }) end, "prior_start samples from the experience prior: set_experience first")
 end
 
 -- respond routes the request

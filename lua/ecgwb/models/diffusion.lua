@@ -57,6 +57,10 @@ Guidance w: eps^ = eps_u + w (eps_c - eps_u) (on v for v-prediction, the
 same thing); w = 1 runs the conditional model only; cond = nil runs the
 unconditional one only. With opts.seed the noise is seeded and the global
 RNG stream is restored afterwards. Sampling runs under wb.no_grad.
+A start from a guess (SDEdit, Meng et al. 2022): opts.init (shape) and
+opts.strength s in (0, 1] begin DDIM at the first of its timesteps t0 <= s T
+from x_t0 = sqrt(ab_t0) init + sqrt(1 - ab_t0) z, so the sample keeps init's
+coarse structure and the model redraws its detail (s = 1: nearly pure noise).
 ]]
 local wb = require "ecgwb"
 
@@ -314,10 +318,11 @@ end
 
 ------------------------------------------------------------------ sampling
 local SAMPLE_OPTS = { steps = true, eta = true, guidance = true, seed = true, x_T = true, clip = true, spacing = true,
-  callback = true, model_opts = true, rescale = true }
+  callback = true, model_opts = true, rescale = true, init = true, strength = true }
 
 -- D:sample(model, shape, cond, {steps = 50, eta = 0, guidance = 1, rescale = 0, seed, x_T,
---   clip, spacing = "leading" | "linspace", callback = function(i, t, x, x0) end, model_opts}) -> x0 (shape)
+--   clip, spacing = "leading" | "linspace", callback = function(i, t, x, x0) end, model_opts,
+--   init, strength}) -> x0 (shape)
 function Diffusion:sample(model, shape, cond, o)
   o = o or {}
   for k in pairs(o) do
@@ -328,6 +333,16 @@ function Diffusion:sample(model, shape, cond, o)
   end
   check_cond("Diffusion:sample", cond, shape[1])
   local seq = self:ddim_timesteps(o.steps or 50, o.spacing)
+  if o.init ~= nil or o.strength ~= nil then -- SDEdit: drop the timesteps above strength·T
+    local s = o.strength
+    if type(s) ~= "number" or not (s > 0 and s <= 1) then
+      error("Diffusion:sample: strength must be a number in (0, 1] (with init), got " .. tostring(s), 2)
+    end
+    local same = wb.is_tensor(o.init) and o.init:dim() == #shape
+    for i, d in ipairs(shape) do same = same and o.init:size(i) == d end
+    if not same then error("Diffusion:sample: init must be a tensor of the sample's shape {" .. table.concat(shape, ", ") .. "}, got " .. desc(o.init), 2) end
+    while #seq > 1 and seq[1] > s * self.T do table.remove(seq, 1) end
+  end
   local eta, w = o.eta or 0, o.guidance or 1
   if type(eta) ~= "number" or eta < 0 then error("Diffusion:sample: eta must be >= 0, got " .. tostring(eta), 2) end
   if type(w) ~= "number" then error("Diffusion:sample: guidance must be a number, got " .. type(w), 2) end
@@ -338,6 +353,7 @@ function Diffusion:sample(model, shape, cond, o)
   end
   local ok, res = pcall(wb.no_grad, function()
     local x = o.x_T or wb.randn(shape)
+    if o.init then x = self:q_sample(o.init, seq[1], x) end
     local x0
     for i, t in ipairs(seq) do
       local out = self:model_output(model, x, t, cond, w, o.model_opts, o.rescale)

@@ -52,11 +52,19 @@ The parts.
   D         DDPM / DDIM (models/diffusion.lua) with classifier-free guidance;
             sampling uses the EMA weights (ema_unet) when they are set.
 
-prior_input (optional): the denoiser also reads, as 4 more input channels,
-the VAE latent of an experience prior ECG: the mean beat of the training
-record nearest to the request in the condition space, laid on a rhythm at
-the requested rate with that record's RR variability (prior_latent,
-with_prior, sediff.beat_train).
+The experience prior ECG (set_experience, prior_ecg): the training record
+nearest to the request in the condition space, re-timed: its mean beat laid
+on a rhythm at the requested rate with that record's RR variability
+(sediff.rhythm, sediff.beat_train), plus the record's residual (the record
+minus its own beat train: atrial activity such as AF's f waves, which run
+independently of the QRS, ectopic beats, noise). Two ways to use it:
+  prior_start (default 0.3): sampling starts from it (SDEdit): DDIM begins
+            at t0 = 0.3 T from its latent noised to t0, so the sample keeps
+            its rhythm and coarse morphology and the denoiser, guided by
+            the condition, redraws the rest (models/diffusion.lua's init,
+            strength; false: from pure noise);
+  prior_input (optional): the denoiser also reads its latent as 4 more input
+            channels, in training too (prior_latent, with_prior).
 
 Generation of a request: the aligned, normalised generation states are the
 text embedding; HR, age and sex stated in the request (wb.requests.parse)
@@ -85,6 +93,7 @@ M.defaults = {
   vae = "tiny", unet = "small", unet_channels = 32,
   global_cond = true,        -- the U-Net also takes the mean condition token through its time embedding
   prior_input = false,       -- the U-Net also reads the latent of the experience prior ECG (4 more channels)
+  prior_start = 0.3,         -- sampling starts from the experience prior ECG noised to this fraction of T (SDEdit); false: from noise
   schedule = "scaled_linear", T = 1000,
   prediction = "v",          -- the denoiser predicts v (Salimans & Ho); "eps" is DDPM's
   min_snr = 5,               -- Min-SNR-gamma loss weighting (diffusion.lua); false: plain MSE
@@ -254,26 +263,32 @@ function UniECG:condition(emb, meta)
                                  exclude = meta.exclude }
 end
 
--- The experience prior ECG (prior_input): the beat of the training record
--- nearest to the request in the condition space (its mean beat over one
--- RR, sediff.record_templates) laid on a rhythm, sediff.beat_train. The
--- rhythm: given R peaks (training: the record's own), else drawn by
--- sediff.rhythm at the requested rate (the neighbour's when none is stated)
--- with the neighbour's RR variability. The denoiser reads its VAE latent
--- beside x_t. set_experience keeps the training records' beats (N, 12, n),
--- median RR (N) s and RR coefficient of variation (N) as buffers, so a saved
--- model generates as the trained one.
-function UniECG:set_experience(templates, rr, cv)
+-- The experience prior ECG (see the top). set_experience keeps the
+-- training records' mean beats (N, 12, n) (sediff.record_templates), median
+-- RR (N) s, RR coefficient of variation (N) and residuals (N, 12, samples)
+-- at fs_gen as buffers, so a saved model generates as the trained one.
+function UniECG:set_experience(templates, rr, cv, resid)
+  local N = wb.is_tensor(templates) and templates:dim() == 3 and templates:size(1)
+  if not N or not wb.is_tensor(resid) or resid:dim() ~= 3 or resid:size(1) ~= N or resid:size(2) ~= templates:size(2)
+      or resid:size(3) ~= self.cfg.samples then
+    error(string.format("UniECG:set_experience: templates (N, leads, n) and residuals (N, leads, %d) expected, got %s and %s",
+      self.cfg.samples, wb.is_tensor(templates) and templates:describe() or type(templates), wb.is_tensor(resid) and resid:describe() or type(resid)), 2)
+  end
   self:register_buffer("exp_templates", templates)
   self:register_buffer("exp_rr", rr)
   self:register_buffer("exp_cv", cv)
+  self:register_buffer("exp_resid", resid)
 end
 
--- text embeddings (B, Dt), hr (B) bpm (NaN: unknown) -> the prior's latent
--- (B, 4, samples/8); o.exclude (0-based bank rows, training), o.peaks
-function UniECG:prior_latent(emb, hr, o)
+-- text embeddings (B, Dt), hr (B) bpm (NaN: unknown) -> the experience prior
+-- ECGs (B, 12, samples). The rhythm: o.peaks (a list of B lists of 0-based R
+-- samples; training: the record's own), else drawn by sediff.rhythm at the
+-- requested rate (the neighbour's when none is stated) with the neighbour's
+-- RR variability (the wb RNG). o.exclude: one 0-based bank row per row left
+-- out (training: the record itself).
+function UniECG:prior_ecg(emb, hr, o)
   o = o or {}
-  if not self.exp_templates then error("UniECG:prior_latent: set_experience first", 2) end
+  if not self.exp_templates then error("UniECG:prior_ecg: set_experience first", 2) end
   local B, fs, T = emb:size(1), self.cfg.fs_gen, self.cfg.samples
   local idx = self.sediff.retriever:topk(emb, 1, { exclude = o.exclude }):reshape(B)
   local rr, cv = self.exp_rr:index_select(1, idx):totable(), self.exp_cv:index_select(1, idx):totable()
@@ -287,8 +302,15 @@ function UniECG:prior_latent(emb, hr, o)
     end
   end
   return wb.no_grad(function()
-    return self.vae:latent(sd.beat_train(self.exp_templates:index_select(1, idx), rr, peaks, fs, T))
+    return sd.beat_train(self.exp_templates:index_select(1, idx), rr, peaks, fs, T) + self.exp_resid:index_select(1, idx)
   end)
+end
+
+-- the experience prior's VAE latent (B, 4, samples/8), arguments as prior_ecg's
+function UniECG:prior_latent(emb, hr, o)
+  if not self.exp_templates then error("UniECG:prior_latent: set_experience first", 2) end
+  local x = self:prior_ecg(emb, hr, o)
+  return wb.no_grad(function() return self.vae:latent(x) end)
 end
 
 -- the denoiser with the prior latent zp (B, 4, l) as 4 more input channels;
@@ -367,11 +389,17 @@ end
 
 -- ECGs (B, 12, samples) at fs_gen for a list of generation requests.
 -- o: steps, guidance, rescale, eta (DDIM's, 0 by default), seed, meta (overrides request_meta), emb (text
--- embeddings to use instead of the aligned generation states)
+-- embeddings to use instead of the aligned generation states), prior_start (overrides cfg.prior_start;
+-- false: from noise)
 function UniECG:generate(requests, o)
   o = o or {}
   local B = #requests
   local meta = o.meta or M.request_meta(requests)
+  local start = o.prior_start
+  if start == nil then start = self.cfg.prior_start end
+  if start and not self.exp_templates then
+    error("UniECG:generate: prior_start samples from the experience prior: set_experience first (or prior_start = false)", 2)
+  end
   local was, state = self.training, o.seed and wb.rng_state()
   self:eval()
   if o.seed then wb.manual_seed(o.seed) end -- the prior's rhythm draws, then D:sample's noise (seeded again)
@@ -379,10 +407,11 @@ function UniECG:generate(requests, o)
     local emb = o.emb or wb.no_grad(function() return self:aligned(self:gen_states(requests)) end)
     local cond = wb.no_grad(function() return self:condition(emb, meta) end)
     local net = self.ema_unet or self.unet
-    if self.cfg.prior_input then net = M.with_prior(net, self:prior_latent(emb, meta.hr)) end
+    local zp = (self.cfg.prior_input or start) and self:prior_latent(emb, meta.hr)
+    if self.cfg.prior_input then net = M.with_prior(net, zp) end
     local z = self.D:sample(net, { B, 4, self.cfg.samples / 8 }, cond,
       { steps = o.steps or self.cfg.sample_steps, guidance = o.guidance or self.cfg.guidance, seed = o.seed,
-        rescale = o.rescale or self.cfg.guidance_rescale, eta = o.eta })
+        rescale = o.rescale or self.cfg.guidance_rescale, eta = o.eta, init = start and zp or nil, strength = start or nil })
     return wb.no_grad(function() return self.vae:from_latent(z) end)
   end)
   self:train(was)
@@ -443,6 +472,7 @@ function M.load(dir)
   f:close()
   cfg.prediction = cfg.prediction or "eps" -- saved before v-prediction was the default
   cfg.text_features = cfg.text_features or "hidden" -- saved before the token embeddings were read
+  if cfg.prior_start == nil then cfg.prior_start = false end -- saved before sampling started from the experience prior
   local uni = UniECG(cfg, L.load(dir .. "/lm"))
   local sd, ema, own = wb.load_state_dict(dir .. "/uniecg.h5"), {}, {}
   for k, v in pairs(sd) do
@@ -450,7 +480,12 @@ function M.load(dir)
   end
   if own.text_center then uni:register_buffer("text_center", wb.zeros(own.text_center:size())) end
   if own.retrieval_bank then uni:set_bank(wb.zeros(own.retrieval_bank:size())) end
-  if own.exp_templates then uni:set_experience(wb.zeros(own.exp_templates:size()), wb.zeros(own.exp_rr:size()), wb.zeros(own.exp_cv:size())) end
+  if own.exp_templates then
+    if not own.exp_resid then -- saved before the residuals were kept: the beats alone
+      own.exp_resid = wb.zeros(own.exp_templates:size(1), own.exp_templates:size(2), uni.cfg.samples)
+    end
+    uni:set_experience(wb.zeros(own.exp_templates:size()), wb.zeros(own.exp_rr:size()), wb.zeros(own.exp_cv:size()), wb.zeros(own.exp_resid:size()))
+  end
   for k, v in pairs(uni.lm:state_dict()) do own["lm." .. k] = v end
   if not own.gen_embed then -- saved before the <gen> embeddings were trained: the tokenizer's <gen> row, K times
     own.gen_embed = gen_rows(uni.lm, uni.gen_id, uni.cfg.gen_tokens)
