@@ -48,7 +48,7 @@ Stage 2, generation (text -> 12-lead ECG). The stage-1 LM is frozen.
      re-timed: its mean beat laid on a rhythm at the requested rate with
      that record's RR variability, plus its residual (the record minus its
      own beat train: AF's f waves, which run independently of the QRS,
-     ectopy, noise). DDIM (50-step grid, guidance 2; --guidance=2,4 chooses
+     ectopy, noise). DDIM (50-step grid, guidance 4; --guidance=2,4,6 chooses
      on the validation split) starts at t0 = 0.3 T from its latent noised
      to t0 (--prior_start; false: from pure noise), so a sample keeps the
      prior's rhythm and coarse morphology and the denoiser redraws the rest.
@@ -91,7 +91,7 @@ local cfg = {
   prediction = "v", min_snr = 5,                        -- the denoiser's target ("v" | "eps") and Min-SNR-gamma (false: plain MSE)
   prior = true, retrieval = true, prior_input = false,
   prior_start = 0.3,                                    -- sampling starts from the experience prior ECG at 0.3 T (SDEdit); false: from noise
-  n_eval = 96, sample_steps = 50, guidance = 2,         -- a scale, or scales to choose from on validation (--guidance=2,4)
+  n_eval = 96, sample_steps = 50, guidance = 4,         -- a scale, or scales to choose from on validation (--guidance=2,4,6)
 }
 -- command-line --key=value (numbers, true/false, strings) or an opts table
 for _, a in ipairs(type(arg) == "table" and arg or {}) do

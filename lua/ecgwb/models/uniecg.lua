@@ -98,7 +98,7 @@ M.defaults = {
   prediction = "v",          -- the denoiser predicts v (Salimans & Ho); "eps" is DDPM's
   min_snr = 5,               -- Min-SNR-gamma loss weighting (diffusion.lua); false: plain MSE
   sediff = { dim = 64, k = 4, prior = true, retrieval = true, beat_len = 64 },
-  sample_steps = 50, guidance = 2, guidance_rescale = 0,   -- diffusion.lua's guidance rescale φ
+  sample_steps = 50, guidance = 4, guidance_rescale = 0,   -- diffusion.lua's guidance rescale φ
   fs_lm = 250,               -- the rate at which the delineator measures the evidence
   fs_model = 125,            -- the rate the stage-1 encoder sees
 }
