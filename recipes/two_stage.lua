@@ -87,7 +87,7 @@ local cfg = {
   text_steps = 600, text_batch = 128, text_lr = 2e-3,       -- the condition space's text head
   requests_per_record = 4, align_steps = 1500, align_lr = 2e-3, align_batch = 64,
   vae_steps = 4000, vae_batch = 32, vae_crop = 256, vae_lr = 3e-3, beta = 1e-4,
-  gen_steps = 1400, gen_batch = 32, gen_crop = 64, gen_lr = 1e-3, ema = 0.999, student_mix = 0.3,
+  gen_steps = 1200, gen_batch = 32, gen_crop = 64, gen_lr = 1e-3, ema = 0.999, student_mix = 0.3,
   prediction = "v", min_snr = 5,                        -- the denoiser's target ("v" | "eps") and Min-SNR-gamma (false: plain MSE)
   prior = true, retrieval = true, prior_input = false,
   prior_start = 0.3,                                    -- sampling starts from the experience prior ECG at 0.3 T (SDEdit); false: from noise
@@ -345,7 +345,7 @@ for step = 1, cfg.gen_steps do
   wb.optim.clip_grad_norm(gparams, 1)
   gopt:step()
   -- the usual EMA warm-up: early weights fade quickly. (1 + n)/(10 + n) stays below 0.999 until step 8,990,
-  -- so at 1,400 steps the warm-up sets the decay (0.9936 at the end) and cfg.ema does not act
+  -- so at 1,200 steps the warm-up sets the decay (0.9925 at the end) and cfg.ema does not act
   ema.decay = math.min(cfg.ema, (1 + step) / (10 + step))
   ema:update()
   gen_curve[step], parts_last = loss:item(), parts
