@@ -983,8 +983,11 @@ static void beats_pass(dl_state *s) {
         P[4] = (double)pk[b];
         if (isnan(s->tq_on))
             qrs_bounds(&e, s->comp, s->K, s->V, s->A, pk[b], ms, rr_prev, rr_next, 0, &P[3], &P[5]);
-        else
+        else {
             P[3] = (double)pk[b] + s->tq_on, P[5] = (double)pk[b] + s->tq_off;
+            /* the representative QRS runs past an end of the signal: this beat is not measured */
+            if (P[3] < 0 || P[5] > (double)(n - 1)) P[3] = P[5] = NAN;
+        }
         if (isnan(P[3]) || isnan(P[5])) { prev_toff = NAN; continue; }
         int64_t r = win_argmax(&e, (int64_t)P[3], (int64_t)P[5]);
         double Er = E[r];

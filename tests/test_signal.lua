@@ -23,6 +23,29 @@ local m, pts = S.delineate(ecg, 500)
 T.ok(pts:size(1) == peaks:numel() and pts:size(2) == 8, "points (beats, 8)")
 T.ok(m.qrs > 60 and m.qrs < 130 and m.pr > 120 and m.qt > 300 and math.abs(m.axis - 52) < 15,
   string.format("PR %.0f QRS %.0f QT %.0f axis %.0f", m.pr, m.qrs, m.qt, m.axis))
+-- AF (no P waves: every beat takes the median beat's QRS bounds, here an
+-- onset 9 samples before R) with an R peak 1-6 samples from the start: that
+-- beat's QRS would begin before sample 0, so it is not measured (points
+-- -1), and nothing is read outside the signal (the SAN build checks); the
+-- other beats give the QRS and axis. 12 samples from the start it is measured.
+do
+  local r = wb.sim.record { hr = 100, rhythm = "afib", seed = 3, fs = 250, seconds = 10 }
+  local p = S.rpeaks(r.ecg, 250):totable()
+  for _, back in ipairs { 1, 3, 6, 12 } do
+    local s0 = p[2] - back
+    local q = {}
+    for i = 2, #p do q[#q + 1] = p[i] - s0 end
+    local am, apts = S.delineate(r.ecg:narrow(2, s0 + 1, r.ecg:size(2) - s0):contiguous(), 250, { peaks = wb.tensor(q, "i64") })
+    if back < 9 then
+      T.ok(apts:get(1, 4) == -1 and apts:get(1, 6) == -1 and apts:get(2, 4) >= 0,
+        string.format("R peak %d samples from the start: its QRS is not measured, the next one is", back))
+    else
+      T.ok(apts:get(1, 4) >= 0 and apts:get(1, 4) < back, string.format("R peak %d samples from the start: its QRS is measured", back))
+    end
+    T.ok(am.p_fraction == 0 and am.qrs > 60 and am.qrs < 120 and am.axis == am.axis,
+      string.format("AF cropped at an R peak: no P waves, QRS %.0f ms, axis %.0f", am.qrs, am.axis))
+  end
+end
 T.fails(function() S.bandpass(ecg, 500, 40, 5) end, "butter: need 0 < f1 < f2")
 T.fails(function() S.lowpass(ecg, 500, 40, { ordre = 2 }) end, "unknown option 'ordre'")
 T.fails(function() S.rpeaks(wb.zeros(2, 2, 1000), 500) end, "need (samples) or (leads, samples)")
