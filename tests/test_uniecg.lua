@@ -213,13 +213,12 @@ do
   -- At 0.05 only DDIM's last timestep (0) is left, where ab ~ 1: the sample
   -- is the prior's VAE round trip (drawn with the same seed), up to the
   -- noise sqrt(1 - ab_0) and one denoiser step
-  local q = pu
   local meta = U.request_meta({ reqs[1] })
   wb.manual_seed(3)
-  local emb = q:aligned(q:gen_states({ reqs[1] }))
-  local trip = q.vae:from_latent(q:prior_latent(emb, meta.hr))
-  local near = q:generate({ reqs[1] }, { seed = 3, prior_start = 0.05 })
-  local far = q:generate({ reqs[1] }, { seed = 3, prior_start = false })
+  local emb = pu:aligned(pu:gen_states({ reqs[1] }))
+  local trip = pu.vae:from_latent(pu:prior_latent(emb, meta.hr))
+  local near = pu:generate({ reqs[1] }, { seed = 3, prior_start = 0.05 })
+  local far = pu:generate({ reqs[1] }, { seed = 3, prior_start = false })
   local function rel(a) return ((a - trip):square():mean() / trip:square():mean()):item() end
   T.ok(rel(near) < 0.05 and rel(far) > 4 * rel(near), string.format("prior_start 0.05 keeps the prior (relative error %.4f; from noise %.4f)", rel(near), rel(far)))
   local noexp = U.UniECG(cfg, lm)
