@@ -308,7 +308,6 @@ end
 
 -- the experience prior's VAE latent (B, 4, samples/8), arguments as prior_ecg's
 function UniECG:prior_latent(emb, hr, o)
-  if not self.exp_templates then error("UniECG:prior_latent: set_experience first", 2) end
   local x = self:prior_ecg(emb, hr, o)
   return wb.no_grad(function() return self.vae:latent(x) end)
 end
