@@ -18,8 +18,11 @@ Stage 2, generation (text -> 12-lead ECG). The stage-1 LM is frozen.
      its tokens, side by side (centred); an MLP
      text head maps them to a 64-d embedding, trained CLIP-style (symmetric
      InfoNCE) against the frozen stage-1 ECG encoder's pooled embedding of
-     the report's own record (through a linear head used only here). Both
-     sides are computed once, so this takes seconds.
+     the report's own record (through a linear head used only here). In 3
+     of 10 rows (text_request_mix) the text is one of the record's
+     generation requests (b) instead of its report, so requests and reports
+     of the same findings share the space. Both sides are computed once, so
+     this takes seconds.
  (b) Alignment. Every training record gets generation requests written
      from its labels, heart rate, age and sex in varied wording
      ("Create an ECG showing atrial fibrillation at 110 bpm in a 70-year-old
@@ -44,12 +47,15 @@ Stage 2, generation (text -> 12-lead ECG). The stage-1 LM is frozen.
      to the templates. Condition dropout 0.1 for classifier-free guidance,
      EMA weights.
  (d) Sampling from experience (SDEdit). The experience prior ECG of a
-     request: the training record nearest to it in the condition space,
-     re-timed: its mean beat laid on a rhythm at the requested rate with
-     that record's RR variability, plus its residual (the record minus its
-     own beat train: AF's f waves, which run independently of the QRS,
-     ectopy, noise). DDIM (50-step grid, guidance 4; --guidance=2,4,6 chooses
-     on the validation split) starts at t0 = 0.3 T from its latent noised
+     request: the record of the training request nearest to it in the
+     condition space (experience retrieval by the request's own words; the
+     aligned <gen> states, regressed onto reports, find a record of the
+     requested condition less often; the condition's k retrieved reports
+     are those of the k nearest such records), re-timed: its mean beat laid
+     on a rhythm at the requested rate with that record's RR variability,
+     plus its residual (the record minus its own beat train: AF's f waves,
+     which run independently of the QRS, ectopy, noise). DDIM (50-step grid, guidance 4; --guidance=2,4,6 chooses
+     on the validation split) starts at t0 = 0.15 T from its latent noised
      to t0 (--prior_start; false: from pure noise), so a sample keeps the
      prior's rhythm and coarse morphology and the denoiser redraws the rest.
      --prior_input=true also gives the U-Net that prior's latent as input.
@@ -85,12 +91,13 @@ local cfg = {
   reuse_stage1 = false,                                 -- true: load out/stage1/model instead of training it
   align_loss = "align_mse",                             -- a wb.losses name, or a function(pred, target)
   text_steps = 600, text_batch = 128, text_lr = 2e-3,       -- the condition space's text head
+  text_request_mix = 0.3,                               -- the fraction of its rows that read a request instead of the report
   requests_per_record = 4, align_steps = 1500, align_lr = 2e-3, align_batch = 64,
   vae_steps = 4000, vae_batch = 32, vae_crop = 256, vae_lr = 3e-3, beta = 1e-4,
   gen_steps = 1200, gen_batch = 32, gen_crop = 64, gen_lr = 1e-3, ema = 0.999, student_mix = 0.3,
   prediction = "v", min_snr = 5,                        -- the denoiser's target ("v" | "eps") and Min-SNR-gamma (false: plain MSE)
   prior = true, retrieval = true, prior_input = false,
-  prior_start = 0.3,                                    -- sampling starts from the experience prior ECG at 0.3 T (SDEdit); false: from noise
+  prior_start = 0.15,                                   -- sampling starts from the experience prior ECG at 0.15 T (SDEdit); false: from noise
   n_eval = 96, sample_steps = 50, guidance = 4,         -- a scale, or scales to choose from on validation (--guidance=2,4,6)
 }
 -- command-line --key=value (numbers, true/false, strings) or an opts table
@@ -172,17 +179,34 @@ local function requests_for(labels, truth_hr, age, sex, i, j)
   return wb.requests.text(labels[i], o)
 end
 
--- (a) the condition space: a text head trained against the frozen ECG encoder
+-- generation requests written from every training record (R per record)
+local R = cfg.requests_per_record
+local req_tr, req_row = {}, {}
+for i = 1, tr.n do
+  for j = 1, R do
+    req_tr[#req_tr + 1] = requests_for(labels_tr, tr.truth.hr, tr.age, tr.sex, i, j)
+    req_row[#req_row + 1] = i - 1
+  end
+end
+req_row = wb.tensor(req_row, "i64")
+
+-- (a) the condition space: a text head trained against the frozen ECG encoder,
+-- on the records' reports and (a fraction text_request_mix of the rows) their requests
 uni:set_center(tr.reports)
 local feat_tr = uni:text_features(tr.reports)                  -- (N, 2 Dl), the frozen LM's
+local feat_req = uni:text_features(req_tr)                     -- (N·R, 2 Dl)
 local pooled_tr = lm:embed(wb.signal.resample(tr.x, c.fs_lm, c.fs_model))  -- (N, De), the frozen encoder's
 local tparams = uni.text_head:parameters()
 for _, p in ipairs(uni.ecg_head:parameters()) do tparams[#tparams + 1] = p end
 local topt = wb.optim.AdamW(tparams, { lr = cfg.text_lr, weight_decay = 0.01 })
 local text_curve = {}
+local tb = math.min(cfg.text_batch, tr.n)
 for step = 1, cfg.text_steps do
-  local idx = wb.randint(0, tr.n, { math.min(cfg.text_batch, tr.n) })
-  local loss = uni:contrastive_loss(feat_tr:index_select(1, idx), pooled_tr:index_select(1, idx))
+  local idx = wb.randint(0, tr.n, { tb })
+  local use = wb.rand(tb):lt(cfg.text_request_mix):to("f32"):unsqueeze(2)
+  local f = feat_tr:index_select(1, idx) * (use * -1 + 1)
+      + feat_req:index_select(1, idx * R + wb.randint(0, R, { tb })) * use
+  local loss = uni:contrastive_loss(f, pooled_tr:index_select(1, idx))
   topt:zero_grad(); loss:backward(); topt:step()
   text_curve[step] = loss:item()
   wb.report { step = step, total = cfg.text_steps, loss = text_curve[step] }
@@ -202,16 +226,12 @@ local text_top1 = same_findings(teacher_te, teacher, labels_te, labels_tr)
 print(string.format("%s condition space: InfoNCE %.3f -> %.3f; a test report's nearest training report states the same findings: %.3f",
   elapsed(), text_curve[1], text_curve[#text_curve], text_top1))
 
+-- experience retrieval by a request's own words: the training requests' embeddings
+uni:set_request_bank(uni:text_embedding(feat_req), req_row)
+
 -- (b) alignment of the <gen> states to the condition space
-local req_tr, req_row = {}, {}
-for i = 1, tr.n do
-  for j = 1, cfg.requests_per_record do
-    req_tr[#req_tr + 1] = requests_for(labels_tr, tr.truth.hr, tr.age, tr.sex, i, j)
-    req_row[#req_row + 1] = i - 1
-  end
-end
 local req_ids, req_mask = uni:request_ids(req_tr)
-local target = teacher:index_select(1, wb.tensor(req_row, "i64"))
+local target = teacher:index_select(1, req_row)
 print(string.format("%s alignment: %d requests, e.g. %q", elapsed(), #req_tr, req_tr[1]))
 local aparams = uni.align:parameters()
 aparams[#aparams + 1] = uni.gen_embed                           -- the <gen> tokens' input embeddings train too
@@ -235,6 +255,19 @@ local top1 = same_findings(al_te, teacher_te, labels_te, labels_te)
 print(string.format("%s alignment (%s): loss %.4f -> %.4f; test requests: cosine to their report %.3f, " ..
   "nearest test report with the same findings %.3f", elapsed(), tostring(cfg.align_loss), align_curve[1],
   align_curve[#align_curve], align_cos, top1))
+-- the experience a test request retrieves: how often that training record has the request's condition
+local cls_tr, cls_te = wb.condclf.conditions(tr.labels, tr.label_names), wb.condclf.conditions(te.labels, te.label_names)
+local function same_condition(rows)
+  local ok, n = 0, 0
+  for i, r in ipairs(rows:totable()) do
+    if cls_te[i] >= 0 then n = n + 1; if cls_tr[r + 1] == cls_te[i] then ok = ok + 1 end end
+  end
+  return ok / n
+end
+local exp_words = same_condition(uni:experience_rows(req_te))
+local exp_aligned = same_condition(sd.retriever(teacher):topk(al_te, 1):reshape(te.n))
+print(string.format("%s experience retrieval: a test request's training record has its condition in %.3f " ..
+  "(by the request's words; by its aligned <gen> states it would be %.3f)", elapsed(), exp_words, exp_aligned))
 
 -- (c) the generator: VAE, then latent diffusion with the SE-Diff condition and prior
 -- The VAE is convolutional (no attention), so it trains on random crops of
@@ -329,7 +362,7 @@ for step = 1, cfg.gen_steps do
   local emb = teacher:index_select(1, idx)
   if cfg.student_mix > 0 then  -- some rows take the aligned state of one of the record's requests instead
     local use = wb.rand(cfg.gen_batch):lt(cfg.student_mix):to("f32"):unsqueeze(2)
-    local sidx = idx * cfg.requests_per_record + wb.randint(0, cfg.requests_per_record, { cfg.gen_batch })
+    local sidx = idx * R + wb.randint(0, R, { cfg.gen_batch })
     emb = emb * (use * -1 + 1) + student:index_select(1, sidx) * use
   end
   local b = { z0 = z_tr:index_select(1, idx):narrow(3, off + 1, gcrop):contiguous(), emb = emb, age = tr.age:index_select(1, idx),
@@ -431,6 +464,7 @@ local M = {
   stage1 = stage1, after = after,
   text_loss_first = text_curve[1], text_loss_last = text_curve[#text_curve], text_top1 = text_top1,
   align_loss_first = align_curve[1], align_loss_last = align_curve[#align_curve], align_cosine = align_cos, align_top1 = top1,
+  experience_condition = exp_words, experience_condition_aligned = exp_aligned,
   vae_rel_error = vae_rel, hr_mae = hr.mae, hr_failed = hr.failed, hr_mae_real = hr_real.mae,
   condition_accuracy = cond_acc, condition_accuracy_real = cond_acc_real, condition_accuracy_from_reports = cond_acc_report,
   condition_accuracy_from_noise = cond_acc_noise, fid = fid, fid_ref = fid_ref, rfid = rfid,
@@ -473,6 +507,7 @@ page:table({
   { "HR MAE (bpm)", hr.mae, hr_real.mae }, { "condition accuracy", cond_acc, cond_acc_real },
   { "condition accuracy, generated from the reports' embeddings", cond_acc_report, cond_acc_real },
   { "condition accuracy, sampled from noise (no experience start)", cond_acc_noise or cond_acc, cond_acc_real },
+  { "experience retrieval: the record's condition is the request's", exp_words, "" },
   { "FID (stage-1 encoder)", fid, fid_ref }, { "rFID", rfid, 1 }, { "k-NN precision", knn_p, "" }, { "k-NN recall", knn_r, "" },
   { "Einthoven |I+III-II| (mV)", ein_gen, ein_real }, { "CLIP score", clip_score or "n/a", "" }, { "rCLIP", rclip or "n/a", "" },
 }, { header = { "metric", "generated", "real (reference)" }, digits = 3,

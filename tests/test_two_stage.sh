@@ -19,7 +19,9 @@ grep -q "HR MAE .* condition accuracy .* rFID" "$dir/log" || fail "no generation
 grep -q "experience prior: [0-9]* training records' beats and residuals (residual power / signal power 0\.[0-9]*)" "$dir/log" \
     || fail "no experience prior for the sampling start"
 grep -q "from noise, without the experience start, [01]\.[0-9][0-9][0-9]" "$dir/log" || fail "no from-noise condition accuracy"
-grep -q '"prior_start":0.3' "$dir/run/model/config.json" || fail "the saved model does not start from the experience prior"
+grep -q "experience retrieval: a test request's training record has its condition in [01]\.[0-9]* (by the request's words; by its aligned <gen> states it would be [01]\.[0-9]*)" "$dir/log" \
+    || fail "no experience retrieval accuracy"
+grep -q '"prior_start":0.15' "$dir/run/model/config.json" || fail "the saved model does not start from the experience prior"
 grep -q "done. The run's page: $dir/run/report.html" "$dir/log" || fail "the page's path is not printed"
 test "$(grep -o 'data:image/png;base64' "$dir/run/report.html" | wc -l)" -ge 3 || fail "the page has fewer than 3 figures"
 "$ECGWB" -e "
@@ -28,6 +30,8 @@ local U = require 'ecgwb.models.uniecg'
 local uni = U.load('$dir/run/model')
 local g = uni:respond { text = 'Generate an ECG showing atrial fibrillation at 110 bpm', seed = 1 }
 assert(g.kind == 'ecg' and g.ecg:size(1) == 12 and g.ecg:size(2) == 1024, 'generation')
+-- the request bank: one training request per record (--requests_per_record=1), each naming its record
+assert(uni.request_bank:size(1) == uni.exp_templates:size(1) and uni.request_rows:get(uni.request_rows:size(1)) == uni.request_bank:size(1) - 1, 'request bank')
 local r = uni:respond { ecg = wb.sim.ecg { fs = 500, seconds = 10, seed = 4 }, fs = 500, max_new_tokens = 8 }
 assert(r.kind == 'report' and type(r.text) == 'string', 'report')
 print('loaded model answers')" | grep -q "loaded model answers" || fail "the saved model does not load and answer"

@@ -190,6 +190,19 @@ do
   local ref = sd.beat_train(tm:index_select(1, nb), rr:index_select(1, nb), pk, 102.4, 512) + resid:index_select(1, nb)
   T.close(pu:prior_ecg(e, { 70, 70, 70, 70 }, { exclude = { 0, 1, 2, 3 }, peaks = pk }), ref, 1e-5, "prior_ecg = the neighbour's beat on the peaks + its residual")
   T.close(pu:prior_latent(e, { 70, 70, 70, 70 }, { exclude = { 0, 1, 2, 3 }, peaks = pk }), pu.vae:latent(ref), 1e-5, "prior_latent = its latent")
+  -- the experience by a request's words: the record of its nearest training request
+  T.fails(function() pu:experience_rows({ reqs[1] }) end, "set_request_bank first")
+  T.fails(function() pu:set_request_bank(wb.randn(3, 5), wb.tensor({ 0, 1, 2 }, "i64")) end,
+    "embeddings (M, 64) and record rows (M) i64 expected, got f32[3,5] and i64[3]")
+  T.fails(function() pu:set_request_bank(wb.randn(3, 64), wb.tensor { 0, 1, 2 }) end, "record rows (M) i64 expected")
+  local bank_req = { reqs[2], "Generate an ECG with low QRS voltage.", reqs[1] }
+  pu:set_request_bank(pu:text_embedding(bank_req), wb.tensor({ 1, 0, 3 }, "i64"))
+  local got = pu:experience_rows({ reqs[1], reqs[2] }):totable()
+  T.ok(got[1] == 3 and got[2] == 1, "a training request retrieves its own record: " .. table.concat(got, ", "))
+  local given = wb.tensor({ 3, 1 }, "i64")
+  T.close(pu:prior_ecg(e:narrow(1, 1, 2), { 70, 70 }, { rows = given, peaks = { pk[1], pk[2] } }),
+    sd.beat_train(tm:index_select(1, given), rr:index_select(1, given), { pk[1], pk[2] }, 102.4, 512) + resid:index_select(1, given),
+    1e-5, "prior_ecg of given experience rows")
   local net = U.with_prior(pu.unet, zp)
   local xt, t = wb.randn(4, 4, 64), wb.full({ 4 }, 300)
   T.close(net(xt, t, nil), pu.unet(wb.cat({ xt, zp * 0 }, 2), t, nil), 1e-6, "no condition: no prior")
@@ -216,7 +229,8 @@ do
   local meta = U.request_meta({ reqs[1] })
   wb.manual_seed(3)
   local emb = pu:aligned(pu:gen_states({ reqs[1] }))
-  local trip = pu.vae:from_latent(pu:prior_latent(emb, meta.hr))
+  -- the experience of a generation request is its nearest training request's record (3)
+  local trip = pu.vae:from_latent(pu:prior_latent(emb, meta.hr, { rows = wb.tensor({ 3 }, "i64") }))
   local near = pu:generate({ reqs[1] }, { seed = 3, prior_start = 0.05 })
   local far = pu:generate({ reqs[1] }, { seed = 3, prior_start = false })
   local function rel(a) return ((a - trip):square():mean() / trip:square():mean()):item() end
@@ -225,6 +239,26 @@ do
   noexp.cfg.prior_start, noexp.cfg.prior_input = 0.3, false
   noexp:set_center(reports)
   T.fails(function() noexp:generate({ reqs[1] }, { seed = 3 }) end, "prior_start samples from the experience prior: set_experience first")
+end
+
+-- a generation request's condition reads the reports of the records of its
+-- nearest training requests (k = 2 distinct records, nearest first)
+do
+  local bank_req = { reqs[1], reqs[1] .. " ", reqs[2], "Generate an ECG with low QRS voltage." }
+  uni:set_request_bank(uni:text_embedding(bank_req), wb.tensor({ 0, 0, 3, 1 }, "i64"))
+  local rows = uni:experience_rows({ reqs[1] }, 2):totable()
+  T.ok(#rows == 2 and rows[1] == 0 and rows[2] ~= 0, "experience_rows: k distinct records, nearest first: " .. table.concat(rows, ", "))
+  T.fails(function() uni:experience_rows({ reqs[1] }, 4) end, "fewer than k = 4 records")
+  local meta = U.request_meta({ reqs[1] })
+  meta.retrieved = uni.retrieval_bank:index_select(1, wb.tensor(rows, "i64")):reshape(1, 2, 64)
+  local cond = uni:condition(uni:aligned(uni:gen_states({ reqs[1] })), meta)
+  local z = uni.D:sample(uni.unet, { 1, 4, 64 }, cond, { steps = uni.cfg.sample_steps, guidance = uni.cfg.guidance, seed = 3,
+                                                         rescale = uni.cfg.guidance_rescale })
+  T.close(uni:generate({ reqs[1] }, { seed = 3 }), uni.vae:from_latent(z), 1e-5, "generate conditions on the retrieved records' reports")
+  meta.retrieved = nil
+  local other = uni.vae:from_latent(uni.D:sample(uni.unet, { 1, 4, 64 }, uni:condition(uni:aligned(uni:gen_states({ reqs[1] })), meta),
+    { steps = uni.cfg.sample_steps, guidance = uni.cfg.guidance, seed = 3, rescale = uni.cfg.guidance_rescale }))
+  T.ok(T.relerr(other, uni.vae:from_latent(z)) > 1e-3, "(and the reports nearest to the aligned states would give another ECG)")
 end
 
 -- respond routes the request

@@ -30,8 +30,9 @@ The parts.
             CLIP-style (contrastive_loss: symmetric InfoNCE) against the
             frozen stage-1 ECG encoder's pooled embeddings of the report's
             own record, through a linear ECG head (De -> Dt) used only for
-            this training. So the space keeps what a report says about its
-            ECG (the findings), not its wording. (The untrained mean hidden
+            this training (recipes/two_stage.lua: on the record's generation
+            requests too, in 3 of 10 rows). So the space keeps what a text
+            says about its ECG (the findings), not its wording. (The untrained mean hidden
             state carries the findings weakly: a generator conditioned on it
             named the condition in half of its ECGs. A linear probe of the
             condition class on test reports reads 0.957 from the mean token
@@ -52,14 +53,17 @@ The parts.
   D         DDPM / DDIM (models/diffusion.lua) with classifier-free guidance;
             sampling uses the EMA weights (ema_unet) when they are set.
 
-The experience prior ECG (set_experience, prior_ecg): the training record
-nearest to the request in the condition space, re-timed: its mean beat laid
-on a rhythm at the requested rate with that record's RR variability
-(sediff.rhythm, sediff.beat_train), plus the record's residual (the record
-minus its own beat train: atrial activity such as AF's f waves, which run
+The experience prior ECG (set_experience, prior_ecg): a training record,
+re-timed. For a generation request, the record of the training request
+nearest to it in the condition space (set_request_bank, experience_rows:
+the space is trained on requests as well as reports); for a text embedding
+(generate's o.emb), the record whose report is nearest to it. Re-timed:
+its mean beat laid on a rhythm at the requested rate with that record's RR
+variability (sediff.rhythm, sediff.beat_train), plus the record's residual
+(the record minus its own beat train: atrial activity such as AF's f waves, which run
 independently of the QRS, ectopic beats, noise). Two ways to use it:
-  prior_start (default 0.3): sampling starts from it (SDEdit): DDIM begins
-            at t0 = 0.3 T from its latent noised to t0, so the sample keeps
+  prior_start (default 0.15): sampling starts from it (SDEdit): DDIM begins
+            at t0 = 0.15 T from its latent noised to t0, so the sample keeps
             its rhythm and coarse morphology and the denoiser, guided by
             the condition, redraws the rest (models/diffusion.lua's init,
             strength; false: from pure noise);
@@ -93,7 +97,7 @@ M.defaults = {
   vae = "tiny", unet = "small", unet_channels = 32,
   global_cond = true,        -- the U-Net also takes the mean condition token through its time embedding
   prior_input = false,       -- the U-Net also reads the latent of the experience prior ECG (4 more channels)
-  prior_start = 0.3,         -- sampling starts from the experience prior ECG noised to this fraction of T (SDEdit); false: from noise
+  prior_start = 0.15,        -- sampling starts from the experience prior ECG noised to this fraction of T (SDEdit); false: from noise
   schedule = "scaled_linear", T = 1000,
   prediction = "v",          -- the denoiser predicts v (Salimans & Ho); "eps" is DDPM's
   min_snr = 5,               -- Min-SNR-gamma loss weighting (diffusion.lua); false: plain MSE
@@ -257,10 +261,11 @@ function UniECG:aligned(states)
 end
 
 -- condition tokens for the denoiser from text embeddings (B, Dt) (normalised
--- here) and meta = {age, sex, hr, exclude}
+-- here) and meta = {age, sex, hr, exclude, retrieved (B, k, Dt): the reports
+-- to read; by default the k nearest to emb}
 function UniECG:condition(emb, meta)
   return self.sediff:condition { text = wb.normalize(emb, -1), age = meta.age, sex = meta.sex, hr = meta.hr,
-                                 exclude = meta.exclude }
+                                 exclude = meta.exclude, retrieved = meta.retrieved }
 end
 
 -- The experience prior ECG (see the top). set_experience keeps the
@@ -280,17 +285,59 @@ function UniECG:set_experience(templates, rr, cv, resid)
   self:register_buffer("exp_resid", resid)
 end
 
+-- The experience of a request, by its own words: recipes/two_stage.lua trains
+-- the condition space on generation requests written from the training
+-- records' findings as well as on their reports, so a request's text
+-- embedding lands near the training requests that state the same findings.
+-- set_request_bank keeps those training requests' text embeddings (M, Dt)
+-- and their records' 0-based rows (M) i64.
+function UniECG:set_request_bank(emb, rows)
+  if not (wb.is_tensor(emb) and emb:dim() == 2 and emb:size(2) == self.cfg.text_dim and wb.is_tensor(rows)
+          and rows:dim() == 1 and rows:size(1) == emb:size(1) and rows.dtype == "i64") then
+    error(string.format("UniECG:set_request_bank: embeddings (M, %d) and record rows (M) i64 expected, got %s and %s",
+      self.cfg.text_dim, wb.is_tensor(emb) and emb:describe() or type(emb), wb.is_tensor(rows) and rows:describe() or type(rows)), 2)
+  end
+  self:register_buffer("request_bank", emb)
+  self:register_buffer("request_rows", rows)
+end
+
+-- generation requests (a list of strings) -> (B, k) i64 0-based experience
+-- rows: the records of each request's nearest training requests in the
+-- condition space, k distinct records, nearest first (k = 1 by default)
+function UniECG:experience_rows(requests, k)
+  if not self.request_bank then error("UniECG:experience_rows: set_request_bank first", 2) end
+  k = k or 1
+  local B, M = #requests, self.request_bank:size(1)
+  -- a record has at most per requests, so the k·per nearest hold k records
+  local count, per = {}, 1
+  for _, r in ipairs(self.request_rows:totable()) do count[r] = (count[r] or 0) + 1; per = math.max(per, count[r]) end
+  local n = math.min(M, k * per)
+  local near = sd.retriever(self.request_bank):topk(self:text_embedding(requests), n)
+  local rows, out = self.request_rows:index_select(1, near:reshape(B * n)):totable(), {}
+  for i = 1, B do
+    local seen, got = {}, 0
+    for j = 1, n do
+      local r = rows[(i - 1) * n + j]
+      if got < k and not seen[r] then seen[r], got = true, got + 1; out[#out + 1] = r end
+    end
+    if got < k then error(string.format("UniECG:experience_rows: the bank holds fewer than k = %d records", k), 2) end
+  end
+  return wb.tensor(out, "i64"):reshape(B, k)
+end
+
 -- text embeddings (B, Dt), hr (B) bpm (NaN: unknown) -> the experience prior
--- ECGs (B, 12, samples). The rhythm: o.peaks (a list of B lists of 0-based R
--- samples; training: the record's own), else drawn by sediff.rhythm at the
--- requested rate (the neighbour's when none is stated) with the neighbour's
--- RR variability (the wb RNG). o.exclude: one 0-based bank row per row left
--- out (training: the record itself).
+-- ECGs (B, 12, samples). The experience: o.rows (B) i64 when given
+-- (experience_rows), else the training record nearest to the embedding
+-- (o.exclude: one 0-based bank row per row left out; training: the record
+-- itself). The rhythm: o.peaks (a list of B lists of 0-based R samples;
+-- training: the record's own), else drawn by sediff.rhythm at the requested
+-- rate (the neighbour's when none is stated) with the neighbour's RR
+-- variability (the wb RNG).
 function UniECG:prior_ecg(emb, hr, o)
   o = o or {}
   if not self.exp_templates then error("UniECG:prior_ecg: set_experience first", 2) end
   local B, fs, T = emb:size(1), self.cfg.fs_gen, self.cfg.samples
-  local idx = self.sediff.retriever:topk(emb, 1, { exclude = o.exclude }):reshape(B)
+  local idx = o.rows or self.sediff.retriever:topk(emb, 1, { exclude = o.exclude }):reshape(B)
   local rr, cv = self.exp_rr:index_select(1, idx):totable(), self.exp_cv:index_select(1, idx):totable()
   local h = wb.is_tensor(hr) and hr:totable() or hr
   local peaks = o.peaks
@@ -388,8 +435,8 @@ end
 
 -- ECGs (B, 12, samples) at fs_gen for a list of generation requests.
 -- o: steps, guidance, rescale, eta (DDIM's, 0 by default), seed, meta (overrides request_meta), emb (text
--- embeddings to use instead of the aligned generation states), prior_start (overrides cfg.prior_start;
--- false: from noise)
+-- embeddings to use instead of the aligned generation states; the experience is then the nearest training
+-- record to them), prior_start (overrides cfg.prior_start; false: from noise)
 function UniECG:generate(requests, o)
   o = o or {}
   local B = #requests
@@ -404,9 +451,21 @@ function UniECG:generate(requests, o)
   if o.seed then wb.manual_seed(o.seed) end -- the prior's rhythm draws, then D:sample's noise (seeded again)
   local ok, res = pcall(function()
     local emb = o.emb or wb.no_grad(function() return self:aligned(self:gen_states(requests)) end)
+    -- the experience by the request's own words (unless embeddings are given):
+    -- the records of the reports the condition reads, the first one's the prior ECG's
+    local rows
+    if not o.emb and self.request_bank then
+      local k = self.sediff.cfg.retrieval and self.sediff.cfg.k or 1
+      rows = self:experience_rows(requests, k)
+      if self.sediff.cfg.retrieval then
+        local bank = self.retrieval_bank
+        meta = setmetatable({ retrieved = bank:index_select(1, rows:reshape(B * k)):reshape(B, k, bank:size(2)) }, { __index = meta })
+      end
+      rows = rows:select(2, 1):contiguous()
+    end
     local cond = wb.no_grad(function() return self:condition(emb, meta) end)
     local net = self.ema_unet or self.unet
-    local zp = (self.cfg.prior_input or start) and self:prior_latent(emb, meta.hr)
+    local zp = (self.cfg.prior_input or start) and self:prior_latent(emb, meta.hr, { rows = rows })
     if self.cfg.prior_input then net = M.with_prior(net, zp) end
     local z = self.D:sample(net, { B, 4, self.cfg.samples / 8 }, cond,
       { steps = o.steps or self.cfg.sample_steps, guidance = o.guidance or self.cfg.guidance, seed = o.seed,
@@ -479,6 +538,7 @@ function M.load(dir)
   end
   if own.text_center then uni:register_buffer("text_center", wb.zeros(own.text_center:size())) end
   if own.retrieval_bank then uni:set_bank(wb.zeros(own.retrieval_bank:size())) end
+  if own.request_bank then uni:set_request_bank(wb.zeros(own.request_bank:size()), wb.zeros(own.request_rows:size()):to("i64")) end
   if own.exp_templates then
     if not own.exp_resid then -- saved before the residuals were kept: the beats alone
       own.exp_resid = wb.zeros(own.exp_templates:size(1), own.exp_templates:size(2), uni.cfg.samples)
