@@ -98,7 +98,8 @@ local cfg = {
   prediction = "v", min_snr = 5,                        -- the denoiser's target ("v" | "eps") and Min-SNR-gamma (false: plain MSE)
   prior = true, retrieval = true, prior_input = false,
   prior_start = 0.15,                                   -- sampling starts from the experience prior ECG at 0.15 T (SDEdit); false: from noise
-  n_eval = 96, sample_steps = 50, guidance = 4,         -- a scale, or scales to choose from on validation (--guidance=2,4,6)
+  n_eval = false,                                       -- generation is evaluated on requests from the first n_eval records (false: all)
+  sample_steps = 50, guidance = 4,                      -- a scale, or scales to choose from on validation (--guidance=2,4,6)
 }
 -- command-line --key=value (numbers, true/false, strings) or an opts table
 for _, a in ipairs(type(arg) == "table" and arg or {}) do
@@ -399,10 +400,10 @@ print(elapsed() .. " evaluation on the test split")
 -- interpretation after stage 2 (the LM was frozen: it must not have forgotten)
 local after, reports_after = interpretation(uni.lm)
 
--- requests written from the first n_eval records of a split
+-- requests written from the first n_eval records of a split (all: false)
 local function requests_of(set)
   local labels, req, hrs = L.label_lists(set.labels, set.label_names), {}, {}
-  for i = 1, math.min(cfg.n_eval, set.n) do
+  for i = 1, cfg.n_eval and math.min(cfg.n_eval, set.n) or set.n do
     req[i] = wb.requests.text(labels[i], { hr = set.truth.hr:get(i), age = set.age:get(i), sex = set.sex:get(i), pick = i })
     hrs[i] = set.truth.hr:get(i)
   end
