@@ -18,7 +18,7 @@ grep -q "condition space: InfoNCE .* same findings" "$dir/log" || fail "no condi
 grep -q "HR MAE .* condition accuracy .* rFID" "$dir/log" || fail "no generation metrics"
 grep -q "experience prior: [0-9]* training records' beats and residuals (residual power / signal power 0\.[0-9]*)" "$dir/log" \
     || fail "no experience prior for the sampling start"
-grep -q "from noise, without the experience start, [01]\.[0-9][0-9][0-9]" "$dir/log" || fail "no from-noise condition accuracy"
+grep -q "from noise, without the experience start, [01]\.[0-9][0-9][0-9], against [01]\.[0-9][0-9][0-9] with it, on the first 4 requests" "$dir/log" || fail "no from-noise condition accuracy"
 grep -q "experience retrieval: a test request's training record has its condition in [01]\.[0-9]* (by the request's words; by its aligned <gen> states it would be [01]\.[0-9]*)" "$dir/log" \
     || fail "no experience retrieval accuracy"
 grep -q '"prior_start":0.15' "$dir/run/model/config.json" || fail "the saved model does not start from the experience prior"

@@ -32,8 +32,8 @@ The parts.
             own record, through a linear ECG head (De -> Dt) used only for
             this training (recipes/two_stage.lua: on the record's generation
             requests too, in 3 of 10 rows). So the space keeps what a text
-            says about its ECG (the findings), not its wording. (The untrained mean hidden
-            state carries the findings weakly: a generator conditioned on it
+            says about its ECG (the findings), not its wording. (The
+            untrained mean hidden state carries the findings weakly: a generator conditioned on it
             named the condition in half of its ECGs. A linear probe of the
             condition class on test reports reads 0.957 from the mean token
             embedding, 0.855 from the mean hidden state: the LM's states
@@ -60,8 +60,9 @@ the space is trained on requests as well as reports); for a text embedding
 (generate's o.emb), the record whose report is nearest to it. Re-timed:
 its mean beat laid on a rhythm at the requested rate with that record's RR
 variability (sediff.rhythm, sediff.beat_train), plus the record's residual
-(the record minus its own beat train: atrial activity such as AF's f waves, which run
-independently of the QRS, ectopic beats, noise). Two ways to use it:
+(the record minus its own beat train: atrial activity such as AF's f
+waves, which run independently of the QRS, ectopic beats, noise). Two ways
+to use it:
   prior_start (default 0.15): sampling starts from it (SDEdit): DDIM begins
             at t0 = 0.15 T from its latent noised to t0, so the sample keeps
             its rhythm and coarse morphology and the denoiser, guided by
