@@ -460,7 +460,8 @@ function UniECG:generate(requests, o)
       rows = self:experience_rows(requests, k)
       if self.sediff.cfg.retrieval then
         local bank = self.retrieval_bank
-        meta = setmetatable({ retrieved = bank:index_select(1, rows:reshape(B * k)):reshape(B, k, bank:size(2)) }, { __index = meta })
+        meta = { age = meta.age, sex = meta.sex, hr = meta.hr,
+                 retrieved = bank:index_select(1, rows:reshape(B * k)):reshape(B, k, bank:size(2)) }
       end
       rows = rows:select(2, 1):contiguous()
     end
