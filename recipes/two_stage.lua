@@ -191,6 +191,13 @@ for i = 1, tr.n do
   end
 end
 req_row = wb.tensor(req_row, "i64")
+-- rows idx of x (N, D), each replaced with probability frac by the row of one
+-- of that record's R requests in xr (N·R, D)
+local function mix_requests(x, xr, idx, frac)
+  local B = idx:numel()
+  local use = wb.rand(B):lt(frac):to("f32"):unsqueeze(2)
+  return x:index_select(1, idx) * (use * -1 + 1) + xr:index_select(1, idx * R + wb.randint(0, R, { B })) * use
+end
 
 -- (a) the condition space: a text head trained against the frozen ECG encoder,
 -- on the records' reports and (a fraction text_request_mix of the rows) their requests
@@ -202,13 +209,9 @@ local tparams = uni.text_head:parameters()
 for _, p in ipairs(uni.ecg_head:parameters()) do tparams[#tparams + 1] = p end
 local topt = wb.optim.AdamW(tparams, { lr = cfg.text_lr, weight_decay = 0.01 })
 local text_curve = {}
-local tb = math.min(cfg.text_batch, tr.n)
 for step = 1, cfg.text_steps do
-  local idx = wb.randint(0, tr.n, { tb })
-  local use = wb.rand(tb):lt(cfg.text_request_mix):to("f32"):unsqueeze(2)
-  local f = feat_tr:index_select(1, idx) * (use * -1 + 1)
-      + feat_req:index_select(1, idx * R + wb.randint(0, R, { tb })) * use
-  local loss = uni:contrastive_loss(f, pooled_tr:index_select(1, idx))
+  local idx = wb.randint(0, tr.n, { math.min(cfg.text_batch, tr.n) })
+  local loss = uni:contrastive_loss(mix_requests(feat_tr, feat_req, idx, cfg.text_request_mix), pooled_tr:index_select(1, idx))
   topt:zero_grad(); loss:backward(); topt:step()
   text_curve[step] = loss:item()
   wb.report { step = step, total = cfg.text_steps, loss = text_curve[step] }
@@ -361,12 +364,8 @@ uni.unet:train()
 for step = 1, cfg.gen_steps do
   local idx = wb.randint(0, tr.n, { cfg.gen_batch })
   local off = math.floor(wb.rand(1):item() * (Lz - gcrop + 1))
-  local emb = teacher:index_select(1, idx)
-  if cfg.student_mix > 0 then  -- some rows take the aligned state of one of the record's requests instead
-    local use = wb.rand(cfg.gen_batch):lt(cfg.student_mix):to("f32"):unsqueeze(2)
-    local sidx = idx * R + wb.randint(0, R, { cfg.gen_batch })
-    emb = emb * (use * -1 + 1) + student:index_select(1, sidx) * use
-  end
+  -- some rows take the aligned state of one of the record's requests instead
+  local emb = cfg.student_mix > 0 and mix_requests(teacher, student, idx, cfg.student_mix) or teacher:index_select(1, idx)
   local b = { z0 = z_tr:index_select(1, idx):narrow(3, off + 1, gcrop):contiguous(), emb = emb, age = tr.age:index_select(1, idx),
               sex = tr.sex:index_select(1, idx), hr = tr.truth.hr:index_select(1, idx), exclude = idx:totable() }
   if zp_tr then b.zp = zp_tr:index_select(1, idx):narrow(3, off + 1, gcrop):contiguous() end

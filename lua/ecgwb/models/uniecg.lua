@@ -33,11 +33,12 @@ The parts.
             this training (recipes/two_stage.lua: on the record's generation
             requests too, in 3 of 10 rows). So the space keeps what a text
             says about its ECG (the findings), not its wording. (The
-            untrained mean hidden state carries the findings weakly: a generator conditioned on it
-            named the condition in half of its ECGs. A linear probe of the
-            condition class on test reports reads 0.957 from the mean token
-            embedding, 0.855 from the mean hidden state: the LM's states
-            blur the words that name the findings.)
+            untrained mean hidden state carries the findings weakly: a
+            generator conditioned on it named the condition in half of its
+            ECGs. A linear probe of the condition class on test reports
+            reads 0.957 from the mean token embedding, 0.855 from the mean
+            hidden state: the LM's states blur the words that name the
+            findings.)
   align     an MLP (K·Dl -> Dh -> Dt) from the generation states into the
             condition space (aligned). Stage 2's alignment loss (a Lua
             function cfg.align_loss(pred, target), e.g. wb.losses.align_mse,
