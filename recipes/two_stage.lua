@@ -100,6 +100,7 @@ local cfg = {
   prior = true, retrieval = true, prior_input = false,
   prior_start = 0.15,                                   -- sampling starts from the experience prior ECG at 0.15 T (SDEdit); false: from noise
   n_eval = false,                                       -- generation is evaluated on requests from the first n_eval records (false: all)
+  clf_steps = 1000,                                     -- the condition classifier's training steps (wb.condclf)
   sample_steps = 50, guidance = 4,                      -- a scale, or scales to choose from on validation (--guidance=2,4,6)
 }
 -- command-line --key=value (numbers, true/false, strings) or an opts table
@@ -410,7 +411,8 @@ local function requests_of(set)
   return req, hrs
 end
 -- the condition classifier: trained on real training ECGs
-local clf = wb.condclf.train { x = xg_tr, labels = tr.labels, label_names = tr.label_names, fs = c.fs_gen, seed = cfg.seed }
+local clf = wb.condclf.train { x = xg_tr, labels = tr.labels, label_names = tr.label_names, fs = c.fs_gen, seed = cfg.seed,
+                               steps = cfg.clf_steps }
 local function classes_of(set, k) return wb.condclf.conditions(set.labels:narrow(1, 1, k), set.label_names) end
 -- the guidance scale: the best condition accuracy on validation requests (never the test split)
 local guidance = cfg.guidance

@@ -8,7 +8,7 @@ set -e
 dir=$tmp
 "$ECGWB" -e "require('ecgwb').sim.make_corpus { out = '$dir/c.h5', n = 40, fs = 500, seconds = 10, seed = 3, split = { 60, 10, 30 }, progress = false }"
 "$ECGWB" recipes/two_stage.lua --corpus="$dir/c.h5" --out="$dir/run" --stage1_encoder_steps=5 --stage1_steps=5 \
-    --text_steps=5 --align_steps=5 --vae_steps=5 --gen_steps=5 --n_eval=4 --sample_steps=2 --requests_per_record=1 \
+    --text_steps=5 --align_steps=5 --vae_steps=5 --gen_steps=5 --clf_steps=20 --n_eval=4 --sample_steps=2 --requests_per_record=1 \
     --lm_layers=1 --lm_width=32 > "$dir/log" 2>&1 \
     || { cat "$dir/log"; fail "two_stage.lua failed"; }
 grep -q "label F1 micro" "$dir/log" || fail "no interpretation metrics"

@@ -17,8 +17,15 @@ Conv1d + GELU layers (12 -> 32 -> 64 -> 64 channels, kernel 7, stride 2) on
 the ECG, mean and max pooled over time, concatenated with rhythm features
 from wb.signal.rpeaks (heart rate/100, the RR coefficient of variation, and
 the beat count per 10 s / 20), then Linear -> K classes, trained with cross
-entropy and AdamW on random batches. Its accuracy on held-out real records
+entropy and AdamW on 1000 random batches of 32 (about 20 passes over the
+1,599 training records of the default corpus). Its accuracy on held-out real records
 bounds how far the metric can be trusted; recipes should print it.
+
+Why 1000 steps (it was 300): on the validation split (142 labelled records)
+four seeds at 300 steps read real ECGs at 0.930-0.958 and one set of
+generated ECGs at 0.789-0.824; at 1000 steps 0.965-0.979 and 0.824-0.838.
+An undertrained classifier moved the metric by as much as the gap it had
+to judge; 3000 steps (0.979-0.986 real, 3x the time) changed little more.
 ]]
 local wb = require "ecgwb"
 local nn = require "ecgwb.nn"
@@ -86,7 +93,7 @@ end
 local Clf = {}
 Clf.__index = Clf
 
--- o = {x (N, L, T), labels (N, K), label_names, fs, classes, steps = 300,
+-- o = {x (N, L, T), labels (N, K), label_names, fs, classes, steps = 1000,
 -- batch = 32, lr = 2e-3, seed = 0}
 function M.train(o)
   for _, k in ipairs { "x", "labels", "label_names", "fs" } do
@@ -110,7 +117,7 @@ function M.train(o)
   local opt = optim.AdamW(net:parameters(), { lr = o.lr or 2e-3, weight_decay = 1e-4 })
   local B, n = math.min(o.batch or 32, #rows), #rows
   local loss
-  for _ = 1, o.steps or 300 do
+  for _ = 1, o.steps or 1000 do
     local idx = wb.randint(0, n, { B })
     local logits = net(x:index_select(1, idx) * scale, rf:index_select(1, idx))
     loss = wb.cross_entropy(logits, y:index_select(1, idx))
