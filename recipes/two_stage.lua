@@ -100,7 +100,7 @@ local cfg = {
   prior = true, retrieval = true, prior_input = false,
   prior_start = 0.15,                                   -- sampling starts from the experience prior ECG at 0.15 T (SDEdit); false: from noise
   n_eval = false,                                       -- generation is evaluated on requests from the first n_eval records (false: all)
-  clf_steps = 1000,                                     -- the condition classifier's training steps (wb.condclf)
+  clf_members = 3, clf_steps = 1000,                    -- the condition classifier (wb.condclf): an ensemble of 3, 1000 steps each
   sample_steps = 50, guidance = 4,                      -- a scale, or scales to choose from on validation (--guidance=2,4,6)
 }
 -- command-line --key=value (numbers, true/false, strings) or an opts table
@@ -410,9 +410,11 @@ local function requests_of(set)
   end
   return req, hrs
 end
--- the condition classifier: trained on real training ECGs
+-- the condition classifier: trained on real training ECGs; an ensemble of
+-- clf_members (seeds seed, seed + 1, ...), because one classifier's seed
+-- moves the figure by a few points on the same ECGs (wb.condclf)
 local clf = wb.condclf.train { x = xg_tr, labels = tr.labels, label_names = tr.label_names, fs = c.fs_gen, seed = cfg.seed,
-                               steps = cfg.clf_steps }
+                               steps = cfg.clf_steps, members = cfg.clf_members }
 local function classes_of(set, k) return wb.condclf.conditions(set.labels:narrow(1, 1, k), set.label_names) end
 -- the guidance scale: the best condition accuracy on validation requests (never the test split)
 local guidance = cfg.guidance
@@ -440,6 +442,8 @@ local hr = wb.metrics.hr_mae(gen, hr_eval, c.fs_gen)
 local hr_real = wb.metrics.hr_mae(real, hr_eval, c.fs_gen)
 local cls = classes_of(te, n)
 local cond_acc, cond_acc_real = clf:accuracy(gen, cls), clf:accuracy(real, cls)
+local cond_acc_members = {}
+for i, m in ipairs(clf:members()) do cond_acc_members[i] = string.format("%.3f", m:accuracy(gen, cls)) end
 -- the same records generated from their reports' own text embeddings: what a perfect alignment would give
 local gen_rep = uni:generate(req_eval, { seed = cfg.seed, steps = cfg.sample_steps, guidance = guidance,
                                          emb = teacher_te:index_select(1, rows) })
@@ -478,6 +482,7 @@ local M = {
   experience_condition = exp_words, experience_condition_aligned = exp_aligned,
   vae_rel_error = vae_rel, hr_mae = hr.mae, hr_failed = hr.failed, hr_mae_real = hr_real.mae,
   condition_accuracy = cond_acc, condition_accuracy_real = cond_acc_real, condition_accuracy_from_reports = cond_acc_report,
+  condition_accuracy_members = cond_acc_members,
   condition_accuracy_from_noise = cond_acc_noise, condition_accuracy_from_experience_subset = cond_acc_start, fid = fid, fid_ref = fid_ref, rfid = rfid,
   knn_precision = knn_p, knn_recall = knn_r, einthoven = ein_gen, einthoven_real = ein_real,
   clip_score = clip_score, rclip = rclip, n_eval = n, guidance = guidance, prior = cfg.prior, retrieval = cfg.retrieval,
@@ -485,10 +490,11 @@ local M = {
 print(string.format("interpretation, test (%d): label F1 micro %.3f after stage 1, %.3f after stage 2; BLEU-4 %.3f / %.3f",
   te.n, stage1.label_f1_micro, after.label_f1_micro, stage1.bleu4, after.bleu4))
 print(string.format("generation, %d test requests (%.0f s for DDIM %d steps, guidance %g): HR MAE %.1f bpm " ..
-  "(%d without a rate; real ECGs %.1f), condition accuracy %.3f (real %.3f; generated from the reports' embeddings %.3f; " ..
+  "(%d without a rate; real ECGs %.1f), condition accuracy %.3f (%d classifiers' mean probabilities; each alone %s; " ..
+  "real %.3f; generated from the reports' embeddings %.3f; " ..
   "from noise, without the experience start, %s), FID %.2f / real halves %.2f = rFID %.2f, " ..
   "k-NN precision %.2f recall %.2f, Einthoven |I+III-II| %.4f mV (real %.4f)", n, t_gen, cfg.sample_steps, guidance,
-  hr.mae, hr.failed, hr_real.mae, cond_acc, cond_acc_real, cond_acc_report,
+  hr.mae, hr.failed, hr_real.mae, cond_acc, #cond_acc_members, table.concat(cond_acc_members, ", "), cond_acc_real, cond_acc_report,
   cond_acc_noise and string.format("%.3f, against %.3f with it, on the first %d requests", cond_acc_noise, cond_acc_start, n_noise)
     or "the same", fid, fid_ref, rfid, knn_p, knn_r, ein_gen, ein_real))
 print(clip_line)
@@ -517,6 +523,7 @@ page:table(rep_rows, { header = { "test record", "generated report", "reference"
 page:md("## Generation")
 page:table({
   { "HR MAE (bpm)", hr.mae, hr_real.mae }, { "condition accuracy", cond_acc, cond_acc_real },
+  { string.format("condition accuracy, each of the %d classifiers alone", #cond_acc_members), table.concat(cond_acc_members, " / "), "" },
   { "condition accuracy, generated from the reports' embeddings", cond_acc_report, cond_acc_real },
   { string.format("condition accuracy, first %d requests: from noise (no experience start) / from experience", n_noise),
     cond_acc_noise and string.format("%.3f / %.3f", cond_acc_noise, cond_acc_start) or cond_acc, cond_acc_real },

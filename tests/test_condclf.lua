@@ -45,6 +45,21 @@ do
   T.close(acc2, acc, 1e-12, "metrics.condition_accuracy with the classifier")
   T.fails(function() clf:scores(xt:select(1, 1)) end, "ECGs must be (N, leads, samples)")
   T.fails(function() wb.condclf.train { x = x, labels = labels, label_names = names } end, "'fs' is required")
+  T.fails(function() wb.condclf.train { x = x, labels = labels, label_names = names, fs = 100, members = 0 } end,
+    "members must be a whole number >= 1, got 0")
+
+  -- an ensemble of 3: its members are the classifiers of seeds 1, 2, 3 trained
+  -- alone, and its scores are the mean of their probabilities
+  local o = { x = x, labels = labels, label_names = names, fs = 100, classes = { "AFIB", "CLBBB", "NORM" }, steps = 30, batch = 16 }
+  local function with(t) local c = {}; for k, v in pairs(o) do c[k] = v end; for k, v in pairs(t) do c[k] = v end; return c end
+  local ens = wb.condclf.train(with { seed = 1, members = 3 })
+  local m = ens:members()
+  T.ok(#m == 3, "members() lists 3 classifiers")
+  local mean = (m[1]:scores(xt) + m[2]:scores(xt) + m[3]:scores(xt)) * (1 / 3)
+  T.ok(T.relerr(ens:scores(xt), mean) < 1e-6, "ensemble scores = the members' mean probabilities")
+  T.ok(T.relerr(m[2]:scores(xt), wb.condclf.train(with { seed = 2 }):scores(xt)) < 1e-6, "member 2 = the classifier of seed 2 alone")
+  T.ok(T.relerr(m[1]:scores(xt), m[3]:scores(xt)) > 1e-3, "members differ")
+  T.close(ens:scores(xt):sum(2):mean():item(), 1, 1e-5, "probabilities sum to 1")
 end
 
 T.done()
