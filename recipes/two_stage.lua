@@ -94,13 +94,13 @@ local cfg = {
   text_steps = 600, text_batch = 128, text_lr = 2e-3,       -- the condition space's text head
   text_request_mix = 0.3,                               -- the fraction of its rows that read a request instead of the report
   requests_per_record = 4, align_steps = 1500, align_lr = 2e-3, align_batch = 64,
-  vae_steps = 4000, vae_batch = 32, vae_crop = 256, vae_lr = 3e-3, beta = 1e-4,
+  vae_steps = 3000, vae_batch = 32, vae_crop = 256, vae_lr = 3e-3, beta = 1e-4,
   gen_steps = 1200, gen_batch = 32, gen_crop = 64, gen_lr = 1e-3, ema = 0.999, student_mix = 0.3,
   prediction = "v", min_snr = 5,                        -- the denoiser's target ("v" | "eps") and Min-SNR-gamma (false: plain MSE)
   prior = true, retrieval = true, prior_input = false,
   prior_start = 0.15,                                   -- sampling starts from the experience prior ECG at 0.15 T (SDEdit); false: from noise
   n_eval = false,                                       -- generation is evaluated on requests from the first n_eval records (false: all)
-  clf_members = 3, clf_steps = 1000,                    -- the condition classifier (wb.condclf): an ensemble of 3, 1000 steps each
+  clf_members = 2, clf_steps = 1000,                    -- the condition classifier (wb.condclf): an ensemble of 2, 1000 steps each
   sample_steps = 50, guidance = 4,                      -- a scale, or scales to choose from on validation (--guidance=2,4,6)
 }
 -- command-line --key=value (numbers, true/false, strings) or an opts table
