@@ -64,8 +64,9 @@ Stage 2, generation (text -> 12-lead ECG). The stage-1 LM is frozen.
 Evaluation (test split). Interpretation: BLEU, ROUGE-L, METEOR and label F1
 of the reports, after stage 1 and again after stage 2. Generation, from
 requests written from test records: HR MAE (requested vs ecgwb's R-peak
-detector on the generated ECG), condition accuracy (a classifier trained on
-real training ECGs, wb.condclf), FID and rFID on the stage-1 encoder's
+detector on the generated ECG), condition accuracy (2 classifiers trained
+on real training ECGs, their probabilities averaged, wb.condclf), FID and
+rFID on the stage-1 encoder's
 embeddings, k-NN precision/recall, Einthoven error, and the CLIP score with
 recipes/clip.lua's model when runs/clip holds one. The run writes
 runs/two_stage/report.html.
